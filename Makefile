@@ -1,0 +1,128 @@
+# leakdiff - non-recursive Makefile, everything built under build/.
+#
+#   make            build build/libleakdiff.so and build/leakdiff
+#   make demo       install missing packages, build, run leakdiff on a leaky sample
+#   make test       install missing packages, build, run unit and end-to-end tests
+#   make bench      slowdown and memory ratios vs no tool and vs heaptrack
+#   make install PREFIX=/usr/local
+#   make format-check | make clean
+
+PREFIX  ?= /usr/local
+B       := build
+CC      ?= cc
+CXX     ?= g++
+PYTHON  ?= /usr/bin/python3
+
+# Debian packages the build, the tests and the benchmark need (see README, "Dependencies").
+DEB_PKGS := gcc g++ make pkg-config libc6-dev libunwind-dev uthash-dev libcriterion-dev \
+            libdw-dev libelf-dev libzstd-dev binutils valgrind python3 python3-dev sqlite3
+BENCH_PKGS := heaptrack hyperfine
+
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ifeq ($(CI),true)
+WARN    += -Werror
+endif
+CPPFLAGS := -Iinclude -D_GNU_SOURCE
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 $(WARN)
+
+# The shim: position-independent, nothing exported but the hooks and the program API,
+# guard TLS in the initial-exec model (the general-dynamic model may call malloc).
+SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+               -fno-omit-frame-pointer -fno-stack-protector
+SHIM_LIBS   := -lzstd -ldl -lpthread
+ANA_LIBS    := -ldw -lelf -lzstd -lstdc++
+
+# Sanitized build of the analyzer and core objects, for the unit tests only.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g
+
+PRELOAD_SRC  := $(wildcard preload/*.c)
+ANALYZER_SRC := $(wildcard analyzer/*.c)
+UNIT_SRC     := $(wildcard tests/unit/*.c)
+PRELOAD_OBJ  := $(PRELOAD_SRC:%.c=$(B)/%.o)
+ANALYZER_OBJ := $(ANALYZER_SRC:%.c=$(B)/%.o)
+# Core objects for unit tests: everything except the interposing hooks and main().
+CORE_SRC     := $(filter-out preload/intercept.c preload/api.c analyzer/main.c,$(PRELOAD_SRC) $(ANALYZER_SRC))
+CORE_SAN_OBJ := $(CORE_SRC:%.c=$(B)/san/%.o)
+UNIT_OBJ     := $(UNIT_SRC:%.c=$(B)/san/%.o)
+
+SAMPLE_C     := $(wildcard samples/*.c)
+SAMPLE_CXX   := $(wildcard samples/*.cc)
+SAMPLES      := $(SAMPLE_C:samples/%.c=$(B)/samples/%) $(SAMPLE_CXX:samples/%.cc=$(B)/samples/%)
+# Samples are built plainly so that valgrind and leakdiff see the same program.
+SAMPLE_FLAGS := -O1 -g -fno-omit-frame-pointer -pthread -Iinclude
+
+.PHONY: all deps bench-deps demo test unit e2e bench install clean format-check samples
+all: $(B)/libleakdiff.so $(B)/leakdiff
+
+# Installs missing Debian packages: as root directly, otherwise through sudo; when neither
+# is possible it names what is missing and stops.
+deps:
+	@PKGS="$(DEB_PKGS)" sh tests/deps.sh
+bench-deps:
+	@PKGS="$(DEB_PKGS) $(BENCH_PKGS)" sh tests/deps.sh
+
+$(B)/libleakdiff.so: $(PRELOAD_OBJ) preload/exports.map
+	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,--version-script=preload/exports.map \
+	    -Wl,-z,relro,-z,now $(SHIM_LIBS)
+
+$(B)/leakdiff: $(ANALYZER_OBJ)
+	$(CC) -o $@ $(ANALYZER_OBJ) $(ANA_LIBS)
+
+$(B)/preload/%.o: preload/%.c $(wildcard preload/*.h include/*.h include/leakdiff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(SHIM_CFLAGS) -c -o $@ $<
+
+$(B)/analyzer/%.o: analyzer/%.c $(wildcard analyzer/*.h preload/*.h include/*.h include/leakdiff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(B)/san/%.o: %.c $(wildcard preload/*.h analyzer/*.h tests/unit/*.h include/*.h include/leakdiff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ipreload -Ianalyzer $(CFLAGS) $(SAN_FLAGS) -fPIC -c -o $@ $<
+
+$(B)/unit-tests: $(CORE_SAN_OBJ) $(UNIT_OBJ)
+	$(CC) $(SAN_FLAGS) -o $@ $^ -lcriterion $(ANA_LIBS) -ldl -lpthread
+
+$(B)/samples/%: samples/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(SAMPLE_FLAGS) -o $@ $< -ldl
+$(B)/samples/%: samples/%.cc
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 $(SAMPLE_FLAGS) -o $@ $<
+
+samples: $(SAMPLES)
+
+demo: deps
+	@$(MAKE) --no-print-directory all samples
+	$(B)/leakdiff run -o $(B)/demo -- $(B)/samples/growing_leak
+
+unit: deps
+	@$(MAKE) --no-print-directory $(B)/unit-tests
+	ASAN_OPTIONS=detect_leaks=0 $(B)/unit-tests --jobs 2
+
+e2e: deps
+	@$(MAKE) --no-print-directory all samples
+	$(PYTHON) tests/e2e/run.py
+
+test: deps
+	@$(MAKE) --no-print-directory all samples $(B)/unit-tests
+	ASAN_OPTIONS=detect_leaks=0 $(B)/unit-tests --jobs 2
+	$(PYTHON) tests/e2e/run.py
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory all samples
+	$(PYTHON) bench/bench.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/leakdiff $(DESTDIR)$(PREFIX)/include/leakdiff
+	install -m 755 $(B)/leakdiff $(DESTDIR)$(PREFIX)/bin/leakdiff
+	install -m 644 $(B)/libleakdiff.so $(DESTDIR)$(PREFIX)/lib/leakdiff/libleakdiff.so
+	install -m 644 include/leakdiff.h $(DESTDIR)$(PREFIX)/include/leakdiff.h
+	install -m 644 include/leakdiff/format.h $(DESTDIR)$(PREFIX)/include/leakdiff/format.h
+
+format-check:
+	clang-format --dry-run --Werror $(wildcard preload/*.[ch] analyzer/*.[ch] include/*.h include/leakdiff/*.h)
+
+clean:
+	rm -rf $(B)
