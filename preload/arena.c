@@ -1,0 +1,158 @@
+/*
+ * arena - mmap-backed allocator for the tracker's own data.
+ *
+ * Why not the intercepted malloc: the tracker runs inside every malloc call of the target;
+ * allocating through it would recurse, and memray's users saw deadlocks and corruption from
+ * doing so (memray #669, #1007). Why not a library: the ones Debian ships (e.g. talloc)
+ * sit on top of malloc.
+ *
+ * Requests up to LARGE_MIN come from size classes 16, 32, ..., 1 MiB, carved from 4 MiB
+ * chunks; a freed block goes to its class's free list and is reused, never unmapped.
+ * Larger requests are mapped and unmapped directly. Invariant: every byte returned is
+ * zero-filled, so callers can rely on calloc semantics.
+ */
+#include "arena.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MIN_SHIFT 4
+#define CLASS_COUNT 17 /* 16 B .. 1 MiB */
+#define LARGE_MIN ((size_t)1 << (MIN_SHIFT + CLASS_COUNT - 1))
+#define CHUNK_SIZE ((size_t)4 << 20)
+
+typedef struct free_block {
+    struct free_block *next;
+} free_block_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static free_block_t *free_lists[CLASS_COUNT];
+static char *bump, *bump_end;
+static atomic_size_t mapped;
+
+static size_t page_round(size_t size)
+{
+    size_t page = 4096;
+    return (size + page - 1) & ~(page - 1);
+}
+
+static void *map(size_t size, int extra)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Smallest class whose blocks hold size bytes. */
+static unsigned class_of(size_t size)
+{
+    if (size <= ((size_t)1 << MIN_SHIFT))
+        return 0;
+    return (unsigned)(64 - __builtin_clzll((unsigned long long)(size - 1))) - MIN_SHIFT;
+}
+
+/* Carves a new block of class c from the bump chunk; lock held. */
+static void *carve(unsigned c)
+{
+    size_t size = (size_t)1 << (c + MIN_SHIFT);
+    if ((size_t)(bump_end - bump) < size) {
+        char *chunk = map(CHUNK_SIZE, 0);
+        if (!chunk)
+            return NULL;
+        atomic_fetch_add_explicit(&mapped, CHUNK_SIZE, memory_order_relaxed);
+        /* The tail of the old chunk is given to the free lists rather than wasted. */
+        while (bump_end - bump >= (1 << MIN_SHIFT)) {
+            unsigned tc = class_of((size_t)(bump_end - bump) + 1) - 1;
+            free_block_t *b = (free_block_t *)bump;
+            b->next = free_lists[tc];
+            free_lists[tc] = b;
+            bump += (size_t)1 << (tc + MIN_SHIFT);
+        }
+        bump = chunk;
+        bump_end = chunk + CHUNK_SIZE;
+    }
+    void *p = bump;
+    bump += size;
+    return p;
+}
+
+/* lkd_arena_alloc - zero-filled memory for the tracker; NULL when out of memory. */
+void *lkd_arena_alloc(size_t size)
+{
+    if (size >= LARGE_MIN) {
+        void *p = map(page_round(size), 0);
+        if (p)
+            atomic_fetch_add_explicit(&mapped, page_round(size), memory_order_relaxed);
+        return p;
+    }
+    unsigned c = class_of(size);
+    pthread_mutex_lock(&lock);
+    free_block_t *b = free_lists[c];
+    if (b) {
+        free_lists[c] = b->next;
+        pthread_mutex_unlock(&lock);
+        memset(b, 0, (size_t)1 << (c + MIN_SHIFT));
+        return b;
+    }
+    void *p = carve(c);
+    pthread_mutex_unlock(&lock);
+    return p;
+}
+
+/* lkd_arena_free - gives back memory from lkd_arena_alloc(size). */
+void lkd_arena_free(void *ptr, size_t size)
+{
+    if (!ptr)
+        return;
+    if (size >= LARGE_MIN) {
+        munmap(ptr, page_round(size));
+        atomic_fetch_sub_explicit(&mapped, page_round(size), memory_order_relaxed);
+        return;
+    }
+    unsigned c = class_of(size);
+    free_block_t *b = ptr;
+    pthread_mutex_lock(&lock);
+    b->next = free_lists[c];
+    free_lists[c] = b;
+    pthread_mutex_unlock(&lock);
+}
+
+/* lkd_arena_realloc - resizes an arena block; NULL on failure with ptr left intact. */
+void *lkd_arena_realloc(void *ptr, size_t old_size, size_t new_size)
+{
+    void *p = lkd_arena_alloc(new_size);
+    if (!p)
+        return NULL;
+    if (ptr)
+        memcpy(p, ptr, old_size < new_size ? old_size : new_size);
+    lkd_arena_free(ptr, old_size);
+    return p;
+}
+
+/* lkd_arena_reserve - address space that costs memory only where touched; NULL on failure.
+ * Never returned: reservations live as long as the process. */
+void *lkd_arena_reserve(size_t size)
+{
+    return map(page_round(size), MAP_NORESERVE);
+}
+
+/* lkd_arena_mapped - bytes the arena has mapped for allocations (not reservations). */
+size_t lkd_arena_mapped(void)
+{
+    return atomic_load_explicit(&mapped, memory_order_relaxed);
+}
+
+/* lkd_arena_lock - taken by the fork handler so no allocation is half done at fork. */
+void lkd_arena_lock(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+/* lkd_arena_unlock - releases lkd_arena_lock (parent) or resets it (child). */
+void lkd_arena_unlock(void)
+{
+    pthread_mutex_unlock(&lock);
+}

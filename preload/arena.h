@@ -1,0 +1,30 @@
+/*
+ * arena - the tracker's own memory, from mmap, never from the malloc it intercepts.
+ *
+ * Power-of-two size classes with free lists for small requests, direct mappings for large
+ * ones. Callers pass the size back on free (like C++ sized delete), so no header is stored.
+ * Thread-safe (one lock; only cold paths allocate). Never calls malloc.
+ */
+#ifndef LKD_ARENA_H
+#define LKD_ARENA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Returns size bytes aligned to 16 (or to the page for large requests), or NULL when the
+ * kernel refuses memory. The memory is zeroed. */
+void *lkd_arena_alloc(size_t size);
+/* Returns memory from lkd_arena_alloc(size) with the same size. NULL is ignored. */
+void lkd_arena_free(void *ptr, size_t size);
+/* Grows or shrinks an arena allocation, keeping min(old, new) bytes; NULL on failure (the
+ * old allocation is then untouched). */
+void *lkd_arena_realloc(void *ptr, size_t old_size, size_t new_size);
+/* Reserves size bytes of zero-filled address space that costs memory only once touched. */
+void *lkd_arena_reserve(size_t size);
+/* Bytes currently mapped by the arena (including reservations' touched pages: no). */
+size_t lkd_arena_mapped(void);
+/* For pthread_atfork: hold the arena lock across fork; reset it in the child. */
+void lkd_arena_lock(void);
+void lkd_arena_unlock(void);
+
+#endif

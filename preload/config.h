@@ -1,0 +1,29 @@
+/*
+ * config - LEAKDIFF_* environment variables, read once at start-up.
+ *
+ * A bad value gets one warning naming the variable, and the default is used.
+ * Never read on a hot path: hooks use the parsed lkd_config.
+ */
+#ifndef LKD_CONFIG_H
+#define LKD_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LKD_DEFAULT_DEPTH 64
+
+typedef struct lkd_config {
+    char output[PATH_MAX]; /* LEAKDIFF_OUTPUT, default "." */
+    unsigned depth;        /* LEAKDIFF_DEPTH, 1..LKD_FMT_MAX_DEPTH, default 64 */
+    bool at_exit;          /* LEAKDIFF_AT_EXIT, default true */
+    int unwind;            /* LEAKDIFF_UNWIND: enum lkd_fmt_unwind, default libunwind */
+} lkd_config_t;
+
+extern lkd_config_t lkd_config;
+
+void lkd_config_load(void);
+/* Parses a decimal unsigned integer in [min, max]; false when s is not exactly that. */
+bool lkd_config_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+#endif

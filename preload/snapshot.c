@@ -1,0 +1,371 @@
+/*
+ * snapshot - gathers a consistent copy of the tracker's state and writes it to a file.
+ *
+ * Invariants:
+ * - The live table is frozen only while its blocks are copied; stacks, modules, encoding
+ *   and I/O happen after the locks are released.
+ * - Only stacks that live blocks use are written, renumbered densely in address order.
+ * - A failed write removes its temp file and warns once per reason; the program goes on.
+ * Never calls the tracked malloc (arena only), never uses stdio or strerror (locale).
+ */
+#include "snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h> /* renameat only; no stdio streams are used */
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "config.h"
+#include "log.h"
+#include "modules.h"
+#include "snapfile.h"
+#include "stack.h"
+#include "table.h"
+#include "track.h"
+
+#define ARGS_MAX (64 * 1024)
+#define LABEL_MAX 64
+
+static char *args; /* /proc/self/cmdline: NUL-separated */
+static size_t args_len;
+static uint32_t argc;
+static char cwd[4096];
+static uint64_t start_mono_ns;
+static atomic_uint seq;
+static atomic_int last_warned_errno;
+
+static uint64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* lkd_snapshot_init - reads argv and cwd once (guard held, so read/getcwd are safe). */
+void lkd_snapshot_init(void)
+{
+    start_mono_ns = now_ns(CLOCK_MONOTONIC);
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = '\0';
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || !(args = lkd_arena_alloc(ARGS_MAX))) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    ssize_t n;
+    while (args_len < ARGS_MAX - 1 &&
+           (n = read(fd, args + args_len, ARGS_MAX - 1 - args_len)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        args_len += (size_t)n;
+    }
+    close(fd);
+    if (args_len && args[args_len - 1] != '\0')
+        args[args_len++] = '\0'; /* truncated argument list */
+    for (size_t i = 0; i < args_len; i++)
+        argc += args[i] == '\0';
+}
+
+/* lkd_snapshot_forked - the child of a fork numbers its snapshots from 1 again. */
+void lkd_snapshot_forked(void)
+{
+    atomic_store(&seq, 0);
+}
+
+/* Copies s into a file-name-safe form: [A-Za-z0-9._-], others become '_'; never empty,
+ * never "." or "..", at most max - 1 characters. */
+static void sanitize(char *out, size_t max, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 1 < max; s++) {
+        char c = *s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == '_';
+        out[n++] = ok ? c : '_';
+    }
+    out[n] = '\0';
+    if (n == 0 || !strcmp(out, ".") || !strcmp(out, ".."))
+        strcpy(out, "snapshot");
+    if (out[0] == '.')
+        out[0] = '_';
+}
+
+/* mkdir -p; true when dir exists as a directory afterwards. */
+static bool make_dirs(const char *dir)
+{
+    char path[sizeof lkd_config.output];
+    size_t len = strlen(dir);
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return false;
+        path[i] = saved;
+    }
+    struct stat st;
+    return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void warn_errno(const char *what, int err)
+{
+    if (atomic_exchange(&last_warned_errno, err) == err)
+        return;
+    const char *name = strerrorname_np(err);
+    lkd_log_warn("cannot write snapshot %s: %s (errno %d); the program continues", what,
+                 name ? name : "error", err);
+}
+
+/* A growable string table in the arena. */
+typedef struct strtab {
+    char *buf;
+    size_t len, cap;
+} strtab_t;
+
+static uint32_t strtab_add(strtab_t *t, const char *s, size_t len)
+{
+    if (t->len + len + 1 > t->cap) {
+        size_t cap = (t->cap ? t->cap * 2 : 4096) + len + 1;
+        char *buf = lkd_arena_realloc(t->buf, t->cap, cap);
+        if (!buf)
+            return 0; /* offset 0 is the empty string */
+        t->buf = buf;
+        t->cap = cap;
+    }
+    uint32_t off = (uint32_t)t->len;
+    memcpy(t->buf + t->len, s, len);
+    t->buf[t->len + len] = '\0';
+    t->len += len + 1;
+    return off;
+}
+
+/* Everything a snapshot owns while it is built; released by gather_free. */
+typedef struct gathered {
+    lkd_snapfile_input_t in;
+    lkd_fmt_block_t *blocks;
+    size_t blocks_cap;
+    uint32_t *remap; /* old stack id -> new id + 1 */
+    uint32_t remap_n;
+    uint32_t *depths;
+    uint64_t *offsets; /* new stack id -> index of its first frame */
+    uint64_t *frames;
+    size_t frames_cap;
+    lkd_fmt_stack_stat_t *stats;
+    lkd_fmt_module_t *modules;
+    size_t modules_cap;
+    strtab_t strings;
+} gathered_t;
+
+static void gather_free(gathered_t *g)
+{
+    lkd_arena_free(g->blocks, g->blocks_cap * sizeof *g->blocks);
+    lkd_arena_free(g->remap, (size_t)g->remap_n * sizeof *g->remap);
+    lkd_arena_free(g->depths, (size_t)g->remap_n * sizeof *g->depths);
+    lkd_arena_free(g->stats, (size_t)g->remap_n * sizeof *g->stats);
+    lkd_arena_free(g->offsets, (size_t)g->remap_n * sizeof *g->offsets);
+    lkd_arena_free(g->frames, g->frames_cap * sizeof *g->frames);
+    lkd_arena_free(g->modules, g->modules_cap * sizeof *g->modules);
+    lkd_arena_free(g->strings.buf, g->strings.cap);
+}
+
+/* Copies the live blocks under the table's locks. */
+static int gather_blocks(gathered_t *g)
+{
+    lkd_table_lock_all();
+    size_t n = lkd_table_count();
+    g->blocks_cap = n ? n : 1;
+    g->blocks = lkd_arena_alloc(g->blocks_cap * sizeof *g->blocks);
+    if (g->blocks)
+        g->in.block_count = lkd_table_copy(g->blocks, n);
+    lkd_table_unlock_all();
+    g->in.blocks = g->blocks;
+    return g->blocks ? 0 : -ENOMEM;
+}
+
+/* Renumbers the stacks that live blocks use (ids in order of first use), and sums live
+ * bytes and blocks per stack. */
+static int gather_stacks(gathered_t *g)
+{
+    g->remap_n = lkd_stack_count() + 1;
+    g->remap = lkd_arena_alloc((size_t)g->remap_n * sizeof *g->remap);
+    g->depths = lkd_arena_alloc((size_t)g->remap_n * sizeof *g->depths);
+    g->stats = lkd_arena_alloc((size_t)g->remap_n * sizeof *g->stats);
+    if (!g->remap || !g->depths || !g->stats)
+        return -ENOMEM;
+    uint32_t used = 0, depth;
+    for (size_t i = 0; i < g->in.block_count; i++) {
+        lkd_fmt_block_t *b = &g->blocks[i];
+        if (b->stack >= g->remap_n || !lkd_stack_frames(b->stack, &depth))
+            return -EINVAL;
+        if (!g->remap[b->stack]) {
+            g->remap[b->stack] = ++used;
+            g->depths[used - 1] = depth;
+            g->stats[used - 1].stack = used - 1;
+            g->frames_cap += depth;
+        }
+        b->stack = g->remap[b->stack] - 1;
+        g->stats[b->stack].bytes += b->size;
+        g->stats[b->stack].blocks++;
+    }
+    g->frames_cap += 1; /* never a zero-sized allocation */
+    g->offsets = lkd_arena_alloc((size_t)g->remap_n * sizeof *g->offsets); /* used < remap_n */
+    g->frames = lkd_arena_alloc(g->frames_cap * sizeof *g->frames);
+    if (!g->frames || !g->offsets)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < used; i++)
+        g->offsets[i + 1] = g->offsets[i] + g->depths[i];
+    for (uint32_t old = 0; old < g->remap_n; old++) {
+        if (!g->remap[old])
+            continue;
+        const uint64_t *fr = lkd_stack_frames(old, &depth);
+        memcpy(g->frames + g->offsets[g->remap[old] - 1], fr, depth * sizeof *fr);
+    }
+    g->in.frames = g->frames;
+    g->in.frame_count = g->offsets[used];
+    g->in.stack_depths = g->depths;
+    g->in.stack_count = used;
+    g->in.stack_stats = g->stats;
+    g->in.stack_stat_count = used;
+    return 0;
+}
+
+/* The module map, with each path in the string table. */
+static int gather_modules(gathered_t *g, uint64_t now_seq)
+{
+    const lkd_module_t *list = lkd_modules_refresh(now_seq);
+    for (const lkd_module_t *m = list; m; m = m->next)
+        g->modules_cap++;
+    g->modules_cap += 1;
+    g->modules = lkd_arena_alloc(g->modules_cap * sizeof *g->modules);
+    if (!g->modules)
+        return -ENOMEM;
+    size_t n = 0;
+    for (const lkd_module_t *m = list; m && n < g->modules_cap; m = m->next) {
+        lkd_fmt_module_t *r = &g->modules[n++];
+        *r = m->rec;
+        r->reserved = 0;
+        r->path = strtab_add(&g->strings, m->path, strlen(m->path));
+        if (lkd_stack_in_shim(r->start))
+            r->flags |= LKD_FMT_MOD_TRACKER;
+    }
+    g->in.modules = g->modules;
+    g->in.module_count = n;
+    return 0;
+}
+
+/* Process facts; the string table's first entry is "" so that offset 0 means empty. */
+static void gather_process(gathered_t *g, const char *label, uint32_t flags)
+{
+    lkd_fmt_process_t *p = &g->in.process;
+    p->pid = (uint32_t)getpid();
+    p->ppid = (uint32_t)getppid();
+    p->seq = atomic_fetch_add(&seq, 1) + 1;
+    p->depth = lkd_config.depth;
+    p->flags = flags | (g->in.totals.lost_blocks ? LKD_FMT_F_TRUNCATED : 0);
+    p->unwind = (uint32_t)lkd_config.unwind;
+    p->wall_ns = now_ns(CLOCK_REALTIME);
+    p->mono_ns = now_ns(CLOCK_MONOTONIC);
+    p->start_mono_ns = start_mono_ns;
+    p->exe = strtab_add(&g->strings, lkd_modules_exe(), strlen(lkd_modules_exe()));
+    p->label = strtab_add(&g->strings, label, strlen(label));
+    p->cwd = strtab_add(&g->strings, cwd, strlen(cwd));
+    p->argc = argc;
+    p->argv = args_len ? strtab_add(&g->strings, args, args_len - 1) : 0;
+}
+
+static int gather(gathered_t *g, const char *label, uint32_t flags)
+{
+    lkd_track_totals(&g->in.totals);
+    strtab_add(&g->strings, "", 0);
+    int err = gather_blocks(g);
+    if (!err)
+        err = gather_stacks(g);
+    if (!err)
+        err = gather_modules(g, g->in.totals.birth_next);
+    if (err)
+        return err;
+    lkd_fmt_totals_t *t = &g->in.totals;
+    t->blocks = g->in.block_count;
+    t->bytes = 0;
+    for (size_t i = 0; i < g->in.block_count; i++)
+        t->bytes += g->blocks[i].size;
+    if (t->peak_bytes < t->bytes)
+        t->peak_bytes = t->bytes;
+    t->tracker_bytes = lkd_arena_mapped();
+    gather_process(g, label, flags);
+    g->in.strings = g->strings.buf;
+    g->in.strings_len = g->strings.len;
+    g->in.zstd_level = 1;
+    return g->strings.buf ? 0 : -ENOMEM;
+}
+
+static void *mem_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    return lkd_arena_alloc(size);
+}
+
+static void mem_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    lkd_arena_free(ptr, size);
+}
+
+/* Writes the encoded snapshot to dir/name through a temp file; 0 or -errno. */
+static int write_file(const char *name, const lkd_snapfile_input_t *in)
+{
+    static const lkd_snapfile_mem_t mem = {mem_alloc, mem_free, NULL};
+    char tmp[LABEL_MAX * 2 + 4096];
+    lkd_log_format(tmp, sizeof tmp, ".%s.tmp", name);
+    if (!make_dirs(lkd_config.output))
+        return -errno ? -errno : -ENOTDIR;
+    int dir = open(lkd_config.output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
+        return -errno;
+    int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && errno == EEXIST && unlinkat(dir, tmp, 0) == 0) /* left by a dead process */
+        fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int err = fd < 0 ? -errno : 0;
+    if (!err)
+        err = lkd_snapfile_write(fd, in, &mem);
+    if (!err && fsync(fd) < 0 && errno != EINVAL)
+        err = -errno;
+    if (fd >= 0 && close(fd) < 0 && !err)
+        err = -errno;
+    if (!err && renameat(dir, tmp, dir, name) < 0)
+        err = -errno;
+    if (err && fd >= 0)
+        unlinkat(dir, tmp, 0);
+    close(dir);
+    return err;
+}
+
+/* lkd_snapshot_write - writes <exe>.<pid>.<seq>.<label>.snap; 0 or -errno. Guard held. */
+int lkd_snapshot_write(const char *label, uint32_t flags)
+{
+    gathered_t g = {0};
+    char safe_label[LABEL_MAX], exe[256], name[LABEL_MAX + 256 + 64];
+    const char *base = strrchr(lkd_modules_exe(), '/');
+    sanitize(exe, sizeof exe, base ? base + 1 : lkd_modules_exe());
+    sanitize(safe_label, sizeof safe_label, label);
+    int err = gather(&g, safe_label, flags);
+    if (!err) {
+        lkd_log_format(name, sizeof name, "%s.%u.%04u.%s.snap", exe, g.in.process.pid,
+                       g.in.process.seq, safe_label);
+        err = write_file(name, &g.in);
+    }
+    if (err)
+        warn_errno(err == -ENOMEM ? "(out of memory)" : lkd_config.output, -err);
+    gather_free(&g);
+    return err;
+}

@@ -1,0 +1,21 @@
+/*
+ * snapshot - writes the tracker's state to <dir>/<exe>.<pid>.<seq>.<label>.snap.
+ *
+ * Copies the live table under its locks (a consistent cut: every live block exactly
+ * once), then encodes and writes without locks: a temp file (O_EXCL, O_NOFOLLOW, 0600),
+ * fsync, rename. Called with the guard set, never from a signal handler. Never calls
+ * the tracked malloc.
+ */
+#ifndef LKD_SNAPSHOT_H
+#define LKD_SNAPSHOT_H
+
+#include <stdint.h>
+
+/* Reads the facts that do not change (argv, cwd, start time). Guard held. */
+void lkd_snapshot_init(void);
+/* Writes one snapshot; returns 0 or -errno. flags: enum lkd_fmt_process_flag. */
+int lkd_snapshot_write(const char *label, uint32_t flags);
+/* In a fork child: the sequence restarts, since the child is a new process. */
+void lkd_snapshot_forked(void);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * stack - stack capture and the stack table.
+ *
+ * Invariants:
+ * - A stack record is immutable once its id is published; ids index a chunked array whose
+ *   chunks never move, so readers need no lock to go from id to frames.
+ * - The per-thread cache (initial-exec TLS, so reading it never allocates) maps a stack's
+ *   64-bit hash to its id; a hit is verified against the record's frames, so a hash
+ *   collision can never merge two different stacks.
+ * Never calls malloc: records come from the arena, uthash is redirected to it.
+ */
+#include "stack.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "leakdiff/format.h"
+#include "log.h"
+#include "uthash_arena.h"
+
+#define CHUNK_BITS 12
+#define CHUNK_SIZE (1u << CHUNK_BITS)
+#define MAX_CHUNKS 4096 /* 16M distinct stacks */
+#define CACHE_SIZE 128  /* per thread */
+#define SHIM_FRAMES_MAX 8
+
+typedef struct stack_rec {
+    UT_hash_handle hh;
+    uint64_t hash;
+    uint32_t id;
+    uint32_t depth;
+    uint64_t frames[];
+} stack_rec_t;
+
+typedef struct cache_entry {
+    uint64_t hash;
+    uint32_t id;
+} cache_entry_t;
+
+static int (*backtrace_fn)(void **buffer, int size);
+static int mode;
+static uintptr_t shim_start, shim_end;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static stack_rec_t *table;
+static _Atomic(stack_rec_t **) chunks[MAX_CHUNKS];
+static atomic_uint count;
+static atomic_size_t memory;
+
+static __thread cache_entry_t cache[CACHE_SIZE];
+static __thread uintptr_t stack_lo, stack_hi; /* this thread's stack, for fp mode */
+
+static int find_shim(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    uintptr_t self = (uintptr_t)ctx, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD)
+            continue;
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr;
+        lo = s < lo ? s : lo;
+        hi = s + ph->p_memsz > hi ? s + ph->p_memsz : hi;
+    }
+    if (self >= lo && self < hi) {
+        shim_start = lo;
+        shim_end = hi;
+        return 1;
+    }
+    return 0;
+}
+
+/* lkd_stack_init - loads libunwind privately (or selects fp mode). Guard held. */
+bool lkd_stack_init(int unwind_mode)
+{
+    mode = unwind_mode;
+    dl_iterate_phdr(find_shim, (void *)(uintptr_t)&lkd_stack_init);
+    if (mode == LKD_FMT_UNWIND_FP)
+        return true;
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        *(void **)&backtrace_fn = dlsym(h, "unw_backtrace");
+    if (!backtrace_fn) {
+        lkd_log_warn("cannot load libunwind.so.8 (%s); stacks will be empty", dlerror());
+        return false;
+    }
+    return true;
+}
+
+/* lkd_stack_in_shim - true for addresses inside the shim's own mapping. */
+bool lkd_stack_in_shim(uint64_t addr)
+{
+    return addr >= shim_start && addr < shim_end;
+}
+
+/* Learns this thread's stack bounds once, so the frame-pointer walk never reads outside. */
+__attribute__((noinline, cold)) static void fp_bounds(void)
+{
+    pthread_attr_t attr;
+    void *lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+            stack_lo = (uintptr_t)lo;
+            stack_hi = (uintptr_t)lo + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (!stack_hi)
+        stack_hi = 1; /* unknown: walk nothing rather than guess */
+}
+
+/* Walks the frame-pointer chain; stops at the first frame that does not look like one
+ * (code built without frame pointers), documented as the fp mode's fallback. */
+__attribute__((noinline)) static uint32_t fp_walk(void **buf, uint32_t max)
+{
+    if (__builtin_expect(!stack_hi, 0))
+        fp_bounds();
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    uint32_t n = 0;
+    while (n < max && fp >= stack_lo && fp + 16 <= stack_hi && !(fp & 7)) {
+        uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
+        if (!ret)
+            break;
+        buf[n++] = (void *)ret;
+        if (next <= fp)
+            break;
+        fp = next;
+    }
+    return n;
+}
+
+/* lkd_stack_capture - up to max return addresses, innermost first, shim frames dropped. */
+uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
+{
+    void *buf[LKD_FMT_MAX_DEPTH + SHIM_FRAMES_MAX];
+    uint32_t want = max + SHIM_FRAMES_MAX, n;
+    if (mode == LKD_FMT_UNWIND_FP)
+        n = fp_walk(buf, want);
+    else if (backtrace_fn) {
+        int got = backtrace_fn(buf, (int)want);
+        n = got > 0 ? (uint32_t)got : 0;
+    } else {
+        return 0;
+    }
+    uint32_t skip = 0;
+    while (skip < n && lkd_stack_in_shim((uintptr_t)buf[skip]))
+        skip++;
+    uint32_t depth = n - skip < max ? n - skip : max;
+    for (uint32_t i = 0; i < depth; i++)
+        frames[i] = (uintptr_t)buf[skip + i];
+    return depth;
+}
+
+static uint64_t hash_frames(const uint64_t *frames, uint32_t depth)
+{
+    uint64_t h = 0x243f6a8885a308d3ull ^ depth;
+    for (uint32_t i = 0; i < depth; i++) {
+        h = (h ^ frames[i]) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+static stack_rec_t *rec_of(uint32_t id)
+{
+    stack_rec_t **chunk = atomic_load_explicit(&chunks[id >> CHUNK_BITS], memory_order_acquire);
+    return chunk ? chunk[id & (CHUNK_SIZE - 1)] : NULL;
+}
+
+static bool same(const stack_rec_t *r, const uint64_t *frames, uint32_t depth)
+{
+    return r && r->depth == depth && !memcmp(r->frames, frames, depth * sizeof *frames);
+}
+
+/* Adds a new record under the lock; LKD_STACK_NONE when out of memory. */
+__attribute__((noinline)) static uint32_t insert_locked(const uint64_t *frames, uint32_t depth,
+                                                        uint64_t h)
+{
+    uint32_t id = atomic_load_explicit(&count, memory_order_relaxed);
+    if (id >= MAX_CHUNKS * CHUNK_SIZE)
+        return LKD_STACK_NONE;
+    stack_rec_t **chunk = atomic_load_explicit(&chunks[id >> CHUNK_BITS], memory_order_relaxed);
+    if (!chunk) {
+        if (!(chunk = lkd_arena_alloc(CHUNK_SIZE * sizeof *chunk)))
+            return LKD_STACK_NONE;
+        atomic_store_explicit(&chunks[id >> CHUNK_BITS], chunk, memory_order_release);
+        atomic_fetch_add_explicit(&memory, CHUNK_SIZE * sizeof *chunk, memory_order_relaxed);
+    }
+    size_t size = sizeof(stack_rec_t) + depth * sizeof *frames;
+    stack_rec_t *r = lkd_arena_alloc(size);
+    if (!r)
+        return LKD_STACK_NONE;
+    memcpy(r->frames, frames, depth * sizeof *frames);
+    r->hash = h;
+    r->id = id;
+    r->depth = depth;
+    HASH_ADD_KEYPTR_BYHASHVALUE(hh, table, r->frames, depth * sizeof *frames, (unsigned)h, r);
+    if (!r->hh.tbl) { /* uthash out of memory (HASH_NONFATAL_OOM) */
+        lkd_arena_free(r, size);
+        return LKD_STACK_NONE;
+    }
+    atomic_fetch_add_explicit(&memory, size, memory_order_relaxed);
+    chunk[id & (CHUNK_SIZE - 1)] = r;
+    atomic_store_explicit(&count, id + 1, memory_order_release);
+    return id;
+}
+
+/* lkd_stack_intern - id of this stack, adding it when new; LKD_STACK_NONE on OOM. */
+uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth)
+{
+    uint64_t h = hash_frames(frames, depth);
+    cache_entry_t *c = &cache[h & (CACHE_SIZE - 1)];
+    if (c->hash == h && same(rec_of(c->id), frames, depth))
+        return c->id;
+    stack_rec_t *r;
+    pthread_mutex_lock(&lock);
+    HASH_FIND_BYHASHVALUE(hh, table, frames, depth * sizeof *frames, (unsigned)h, r);
+    uint32_t id = r ? r->id : insert_locked(frames, depth, h);
+    pthread_mutex_unlock(&lock);
+    if (id != LKD_STACK_NONE) {
+        c->hash = h;
+        c->id = id;
+    }
+    return id;
+}
+
+/* lkd_stack_frames - the frames of id and its depth; NULL for ids never handed out. */
+const uint64_t *lkd_stack_frames(uint32_t id, uint32_t *depth)
+{
+    if (id >= atomic_load_explicit(&count, memory_order_acquire))
+        return NULL;
+    stack_rec_t *r = rec_of(id);
+    *depth = r->depth;
+    return r->frames;
+}
+
+/* lkd_stack_count - stacks interned so far. */
+uint32_t lkd_stack_count(void)
+{
+    return atomic_load_explicit(&count, memory_order_acquire);
+}
+
+/* lkd_stack_lock - the stack table lock (order: after the live table, before the arena). */
+void lkd_stack_lock(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+/* lkd_stack_unlock - releases lkd_stack_lock. */
+void lkd_stack_unlock(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+/* lkd_stack_memory - tracker bytes used by stack records and the id chunks. */
+size_t lkd_stack_memory(void)
+{
+    return atomic_load_explicit(&memory, memory_order_relaxed);
+}

@@ -1,0 +1,41 @@
+/*
+ * stack - captures the caller's stack and interns it as a small integer id.
+ *
+ * Capture uses libunwind's unw_backtrace (about 6 ns per frame), loaded privately with
+ * dlopen(RTLD_LOCAL) so its _Unwind_* exports never replace the C++ runtime's exception
+ * handling in the target (PITFALLS: "Unwinding"). LEAKDIFF_UNWIND=fp walks frame pointers
+ * instead. The shim's own frames are dropped by address range, not by count.
+ *
+ * Interning: identical stacks get the same id. A per-thread cache of recent stacks skips
+ * the shared table lock for repeated call sites; the shared table is uthash under one lock.
+ * Never calls malloc (guard held by callers; memory from the arena).
+ */
+#ifndef LKD_STACK_H
+#define LKD_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define LKD_STACK_NONE UINT32_MAX
+
+/* Loads the unwinder and finds the shim's address range; false when no unwinder loaded
+ * (stacks are then empty, and the snapshot says so). */
+bool lkd_stack_init(int unwind_mode);
+/* Captures up to max return addresses of the current thread, shim frames removed. */
+uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max);
+/* Interns a stack; returns its id, or LKD_STACK_NONE when out of memory. */
+uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth);
+/* Frames of a stack id (immutable once interned); NULL for an unknown id. */
+const uint64_t *lkd_stack_frames(uint32_t id, uint32_t *depth);
+/* Number of interned stacks (ids are 0 .. count-1). */
+uint32_t lkd_stack_count(void);
+/* True when addr is inside the shim itself. */
+bool lkd_stack_in_shim(uint64_t addr);
+/* Stack table lock, for fork and for consistent snapshots. */
+void lkd_stack_lock(void);
+void lkd_stack_unlock(void);
+/* Tracker bytes used by interned stacks. */
+size_t lkd_stack_memory(void);
+
+#endif

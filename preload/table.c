@@ -1,0 +1,434 @@
+/*
+ * table - live blocks in a radix directory of 64 KiB regions, each an open-addressing
+ * hash table of 16-byte slots under its own spinlock.
+ *
+ * Invariants:
+ * - A region (leaf_t) is created once, published with a release store, and never freed,
+ *   so a lookup needs no lock until it reaches the region.
+ * - Slots hold blocks whose address is 16-byte aligned, size < SIZE_BIG and birth < 2^48;
+ *   any other block goes to the overflow table (uthash, rare).
+ * - Linear probing with backward-shift deletion: no tombstones, so probe runs stay short.
+ * - Regions grow at 3/4 load and shrink below 1/8, so slots stay between 21 and 43 B per
+ *   live block before the directory's share (8 B per 64 KiB region).
+ * Never calls malloc; all memory is from the arena.
+ */
+#include "table.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "arena.h"
+#include "uthash_arena.h"
+
+#define REGION_SHIFT 16 /* 64 KiB regions */
+#define L2_BITS 16      /* address bits 16..31 */
+#define L1_BITS 15      /* address bits 32..46: the 47-bit user address space */
+#define GRANULE_SHIFT 4
+#define MIN_SHIFT 3 /* regions start with 8 slots */
+#define SIZE_BIG UINT32_MAX
+#define BIRTH_MAX ((uint64_t)1 << 48)
+
+typedef struct slot {
+    uint32_t size;
+    uint32_t stack;
+    uint32_t birth_lo;
+    uint16_t birth_hi;
+    uint16_t key; /* granule index in the region + 1; 0 = empty */
+} slot_t;
+_Static_assert(sizeof(slot_t) == 16, "slot is 16 bytes");
+
+typedef struct leaf {
+    atomic_uint lock;
+    uint32_t count;
+    uint32_t shift; /* capacity = 1 << shift */
+    slot_t *slots;
+} leaf_t;
+
+typedef struct overflow {
+    uintptr_t addr;
+    lkd_block_t block;
+    UT_hash_handle hh;
+} overflow_t;
+
+typedef _Atomic(leaf_t *) leaf_ptr;
+static _Atomic(leaf_ptr *) *dir; /* L1: 1 << L1_BITS pointers to L2 arrays */
+static pthread_mutex_t dir_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_size_t leaf_bytes; /* slots + leaves, for lkd_table_memory */
+static size_t l2_count;
+
+static pthread_mutex_t overflow_lock = PTHREAD_MUTEX_INITIALIZER;
+static overflow_t *overflow;
+static atomic_size_t overflow_count;
+
+/* lkd_table_init - reserves the directory. False when the address space is refused. */
+bool lkd_table_init(void)
+{
+    dir = lkd_arena_reserve(sizeof(*dir) << L1_BITS);
+    return dir != NULL;
+}
+
+static inline void spin_lock(atomic_uint *l)
+{
+    unsigned spins = 0;
+    while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
+        while (atomic_load_explicit(l, memory_order_relaxed)) {
+            if (++spins < 64)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    }
+}
+
+static inline void spin_unlock(atomic_uint *l)
+{
+    atomic_store_explicit(l, 0, memory_order_release);
+}
+
+static inline bool fits_slot(uintptr_t addr, const lkd_block_t *b)
+{
+    return (addr & ((1u << GRANULE_SHIFT) - 1)) == 0 && b->size < SIZE_BIG &&
+           b->birth < BIRTH_MAX && (addr >> (L1_BITS + 32)) == 0;
+}
+
+static inline uint16_t key_of(uintptr_t addr)
+{
+    return (uint16_t)(((addr >> GRANULE_SHIFT) & ((1u << (REGION_SHIFT - GRANULE_SHIFT)) - 1)) + 1);
+}
+
+/* Home slot: Fibonacci hashing, so strided heaps (1 KiB blocks...) do not pile up. */
+static inline uint32_t home_of(uint16_t key, uint32_t shift)
+{
+    return ((uint32_t)key * 0x9e3779b1u) >> (32 - shift);
+}
+
+/* Region of addr, or NULL when none was created. Lock-free. */
+static inline leaf_t *leaf_find(uintptr_t addr)
+{
+    leaf_ptr *l2 = atomic_load_explicit(&dir[addr >> 32], memory_order_acquire);
+    if (!l2)
+        return NULL;
+    return atomic_load_explicit(&l2[(addr >> REGION_SHIFT) & ((1u << L2_BITS) - 1)],
+                                memory_order_acquire);
+}
+
+/* Creates the region of addr (and its L2 array) under the directory lock. */
+__attribute__((noinline, cold)) static leaf_t *leaf_create(uintptr_t addr)
+{
+    leaf_t *leaf = NULL;
+    pthread_mutex_lock(&dir_lock);
+    leaf_ptr *l2 = atomic_load_explicit(&dir[addr >> 32], memory_order_acquire);
+    if (!l2) {
+        l2 = lkd_arena_reserve(sizeof(*l2) << L2_BITS);
+        if (!l2)
+            goto out;
+        l2_count++;
+        atomic_store_explicit(&dir[addr >> 32], l2, memory_order_release);
+    }
+    leaf_ptr *pl = &l2[(addr >> REGION_SHIFT) & ((1u << L2_BITS) - 1)];
+    leaf = atomic_load_explicit(pl, memory_order_acquire);
+    if (leaf)
+        goto out;
+    leaf = lkd_arena_alloc(sizeof *leaf);
+    slot_t *slots = lkd_arena_alloc(sizeof(slot_t) << MIN_SHIFT);
+    if (!leaf || !slots) {
+        lkd_arena_free(leaf, sizeof *leaf);
+        lkd_arena_free(slots, sizeof(slot_t) << MIN_SHIFT);
+        leaf = NULL;
+        goto out;
+    }
+    leaf->shift = MIN_SHIFT;
+    leaf->slots = slots;
+    atomic_fetch_add_explicit(&leaf_bytes, sizeof *leaf + (sizeof(slot_t) << MIN_SHIFT),
+                              memory_order_relaxed);
+    atomic_store_explicit(pl, leaf, memory_order_release);
+out:
+    pthread_mutex_unlock(&dir_lock);
+    return leaf;
+}
+
+/* Places s into a table of 1 << shift slots known to have room for it. */
+static inline void slot_place(slot_t *slots, uint32_t shift, const slot_t *s)
+{
+    uint32_t mask = (1u << shift) - 1;
+    uint32_t i = home_of(s->key, shift);
+    while (slots[i].key)
+        i = (i + 1) & mask;
+    slots[i] = *s;
+}
+
+/* Rehashes a region into 1 << shift slots; false when out of memory. Region lock held. */
+__attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, uint32_t shift)
+{
+    slot_t *slots = lkd_arena_alloc(sizeof(slot_t) << shift);
+    if (!slots)
+        return false;
+    uint32_t old_cap = 1u << leaf->shift;
+    for (uint32_t i = 0; i < old_cap; i++)
+        if (leaf->slots[i].key)
+            slot_place(slots, shift, &leaf->slots[i]);
+    lkd_arena_free(leaf->slots, sizeof(slot_t) << leaf->shift);
+    atomic_fetch_add_explicit(&leaf_bytes, (sizeof(slot_t) << shift) - (sizeof(slot_t) << leaf->shift),
+                              memory_order_relaxed);
+    leaf->slots = slots;
+    leaf->shift = shift;
+    return true;
+}
+
+/* Index of key in the region, or -1. Region lock held. */
+static inline int64_t slot_find(const leaf_t *leaf, uint16_t key)
+{
+    uint32_t mask = (1u << leaf->shift) - 1;
+    for (uint32_t i = home_of(key, leaf->shift);; i = (i + 1) & mask) {
+        if (leaf->slots[i].key == key)
+            return i;
+        if (!leaf->slots[i].key)
+            return -1;
+    }
+}
+
+static inline void slot_read(const slot_t *s, lkd_block_t *out)
+{
+    out->size = s->size;
+    out->stack = s->stack;
+    out->birth = s->birth_lo | ((uint64_t)s->birth_hi << 32);
+}
+
+/* Deletes slot i by shifting later members of its probe run back (no tombstones). */
+static void slot_delete(leaf_t *leaf, uint32_t i)
+{
+    uint32_t mask = (1u << leaf->shift) - 1;
+    slot_t *s = leaf->slots;
+    for (uint32_t j = (i + 1) & mask; s[j].key; j = (j + 1) & mask) {
+        uint32_t home = home_of(s[j].key, leaf->shift);
+        /* s[j] may move to i unless its home lies cyclically in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            s[i] = s[j];
+            i = j;
+        }
+    }
+    s[i].key = 0;
+}
+
+static bool overflow_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale,
+                            bool *replaced)
+{
+    overflow_t *o;
+    bool ok = true;
+    pthread_mutex_lock(&overflow_lock);
+    HASH_FIND(hh, overflow, &addr, sizeof addr, o);
+    if (o) {
+        *stale = o->block;
+        *replaced = true;
+        o->block = *b;
+    } else if ((o = lkd_arena_alloc(sizeof *o))) {
+        o->addr = addr;
+        o->block = *b;
+        HASH_ADD(hh, overflow, addr, sizeof addr, o);
+        if (!o->hh.tbl) /* uthash ran out of memory: HASH_NONFATAL_OOM left it out */
+            ok = false;
+        else
+            atomic_fetch_add_explicit(&overflow_count, 1, memory_order_relaxed);
+    } else {
+        ok = false;
+    }
+    pthread_mutex_unlock(&overflow_lock);
+    return ok;
+}
+
+static bool overflow_remove(uintptr_t addr, lkd_block_t *out)
+{
+    overflow_t *o;
+    if (!atomic_load_explicit(&overflow_count, memory_order_relaxed))
+        return false;
+    pthread_mutex_lock(&overflow_lock);
+    HASH_FIND(hh, overflow, &addr, sizeof addr, o);
+    if (o) {
+        *out = o->block;
+        HASH_DEL(overflow, o);
+        atomic_fetch_sub_explicit(&overflow_count, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&overflow_lock);
+    lkd_arena_free(o, sizeof *o);
+    return o != NULL;
+}
+
+/* lkd_table_insert - records a block; see table.h. Takes the region lock. */
+bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, bool *replaced)
+{
+    *replaced = false;
+    if (__builtin_expect(!fits_slot(addr, b), 0))
+        return overflow_insert(addr, b, stale, replaced);
+    leaf_t *leaf = leaf_find(addr);
+    if (__builtin_expect(!leaf, 0) && !(leaf = leaf_create(addr)))
+        return false;
+    slot_t s = {(uint32_t)b->size, b->stack, (uint32_t)b->birth, (uint16_t)(b->birth >> 32),
+                key_of(addr)};
+    bool ok = true;
+    spin_lock(&leaf->lock);
+    int64_t i = slot_find(leaf, s.key);
+    if (__builtin_expect(i >= 0, 0)) {
+        slot_read(&leaf->slots[i], stale);
+        *replaced = true;
+        leaf->slots[i] = s;
+    } else if (__builtin_expect((leaf->count + 1) * 4 > (3u << leaf->shift), 0) &&
+               !leaf_resize(leaf, leaf->shift + 1)) {
+        ok = false;
+    } else {
+        slot_place(leaf->slots, leaf->shift, &s);
+        leaf->count++;
+    }
+    spin_unlock(&leaf->lock);
+    return ok;
+}
+
+/* lkd_table_remove - forgets a block; true and its record when it was recorded. */
+bool lkd_table_remove(uintptr_t addr, lkd_block_t *out)
+{
+    leaf_t *leaf = (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
+    if (!leaf || (addr & ((1u << GRANULE_SHIFT) - 1)))
+        return overflow_remove(addr, out);
+    spin_lock(&leaf->lock);
+    int64_t i = slot_find(leaf, key_of(addr));
+    if (i >= 0) {
+        slot_read(&leaf->slots[i], out);
+        slot_delete(leaf, (uint32_t)i);
+        leaf->count--;
+        if (__builtin_expect(leaf->count * 8 < (1u << leaf->shift), 0) && leaf->shift > MIN_SHIFT)
+            leaf_resize(leaf, leaf->shift - 1); /* failure only keeps the larger table */
+    }
+    spin_unlock(&leaf->lock);
+    if (i < 0)
+        return overflow_remove(addr, out); /* a large block may live in the overflow */
+    return true;
+}
+
+/* Calls fn on every region in ascending address order. Directory lock held. */
+static void leaf_each(void (*fn)(leaf_t *, uintptr_t, void *), void *ctx)
+{
+    for (uintptr_t i = 0; i < ((uintptr_t)1 << L1_BITS); i++) {
+        leaf_ptr *l2 = atomic_load_explicit(&dir[i], memory_order_acquire);
+        if (!l2)
+            continue;
+        for (uintptr_t j = 0; j < ((uintptr_t)1 << L2_BITS); j++) {
+            leaf_t *leaf = atomic_load_explicit(&l2[j], memory_order_acquire);
+            if (leaf)
+                fn(leaf, (i << 32) | (j << REGION_SHIFT), ctx);
+        }
+    }
+}
+
+static void leaf_lock_fn(leaf_t *leaf, uintptr_t base, void *ctx)
+{
+    (void)base, (void)ctx;
+    spin_lock(&leaf->lock);
+}
+
+static void leaf_unlock_fn(leaf_t *leaf, uintptr_t base, void *ctx)
+{
+    (void)base, (void)ctx;
+    spin_unlock(&leaf->lock);
+}
+
+static void leaf_count_fn(leaf_t *leaf, uintptr_t base, void *ctx)
+{
+    (void)base;
+    *(size_t *)ctx += leaf->count;
+}
+
+/* lkd_table_lock_all - takes the directory lock, every region lock, the overflow lock. */
+void lkd_table_lock_all(void)
+{
+    pthread_mutex_lock(&dir_lock);
+    leaf_each(leaf_lock_fn, NULL);
+    pthread_mutex_lock(&overflow_lock);
+}
+
+/* lkd_table_unlock_all - releases what lkd_table_lock_all took. */
+void lkd_table_unlock_all(void)
+{
+    pthread_mutex_unlock(&overflow_lock);
+    leaf_each(leaf_unlock_fn, NULL);
+    pthread_mutex_unlock(&dir_lock);
+}
+
+/* lkd_table_count - live blocks recorded. Table frozen by lkd_table_lock_all. */
+size_t lkd_table_count(void)
+{
+    size_t n = HASH_COUNT(overflow);
+    leaf_each(leaf_count_fn, &n);
+    return n;
+}
+
+typedef struct copy_ctx {
+    lkd_fmt_block_t *out;
+    size_t n, max;
+} copy_ctx_t;
+
+/* Shell sort by address (Ciura's gaps): regions hold at most 4096 blocks, and qsort may
+ * call malloc. */
+static void sort_blocks(lkd_fmt_block_t *b, size_t n)
+{
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            lkd_fmt_block_t t = b[i];
+            size_t j = i;
+            for (; j >= gap && b[j - gap].address > t.address; j -= gap)
+                b[j] = b[j - gap];
+            b[j] = t;
+        }
+    }
+}
+
+static void copy_block(copy_ctx_t *c, uintptr_t addr, const lkd_block_t *b)
+{
+    if (c->n < c->max)
+        c->out[c->n++] = (lkd_fmt_block_t){addr, b->size, b->birth, b->stack, 0};
+}
+
+static void leaf_copy_fn(leaf_t *leaf, uintptr_t base, void *ctx)
+{
+    copy_ctx_t *c = ctx;
+    size_t first = c->n;
+    for (uint32_t i = 0; i < (1u << leaf->shift); i++) {
+        const slot_t *s = &leaf->slots[i];
+        if (!s->key)
+            continue;
+        lkd_block_t b;
+        slot_read(s, &b);
+        copy_block(c, base + ((uintptr_t)(s->key - 1) << GRANULE_SHIFT), &b);
+    }
+    sort_blocks(c->out + first, c->n - first);
+}
+
+/* lkd_table_copy - copies the live blocks, ascending by address. Table frozen.
+ * Overflow blocks are merged in order (they are few). */
+size_t lkd_table_copy(lkd_fmt_block_t *out, size_t max)
+{
+    copy_ctx_t c = {out, 0, max};
+    leaf_each(leaf_copy_fn, &c);
+    size_t regular = c.n;
+    for (overflow_t *o = overflow; o; o = o->hh.next)
+        copy_block(&c, o->addr, &o->block);
+    if (c.n > regular) { /* merge: insertion of the few overflow blocks */
+        for (size_t i = regular; i < c.n; i++) {
+            lkd_fmt_block_t t = out[i];
+            size_t j = i;
+            for (; j > 0 && out[j - 1].address > t.address; j--)
+                out[j] = out[j - 1];
+            out[j] = t;
+        }
+    }
+    return c.n;
+}
+
+/* lkd_table_memory - tracker bytes used by the table (regions, slots, L2 pages in use). */
+size_t lkd_table_memory(void)
+{
+    return atomic_load_explicit(&leaf_bytes, memory_order_relaxed) + l2_count * 4096 +
+           HASH_COUNT(overflow) * sizeof(overflow_t);
+}

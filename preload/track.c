@@ -1,0 +1,200 @@
+/*
+ * track - recording, totals and lifecycle of the shim.
+ *
+ * Invariants:
+ * - A block is removed from the table before the real free/realloc (another thread may
+ *   get the address back at once), and recorded only after the real call succeeded.
+ * - Counters are relaxed atomics on one cache line; the snapshot recomputes live bytes and
+ *   blocks from its consistent copy of the table, so they need not be exact at any instant.
+ * - Internal failure never takes the host down: warn once, mark the data truncated, go on.
+ * Never calls the tracked malloc; never frees its own memory (not even at exit).
+ */
+#include "track.h"
+
+#include <pthread.h>
+#include <sys/auxv.h>
+#include <time.h>
+
+#include "arena.h"
+#include "config.h"
+#include "log.h"
+#include "modules.h"
+#include "snapshot.h"
+#include "stack.h"
+
+__thread int lkd_guard __attribute__((tls_model("initial-exec")));
+atomic_int lkd_state = LKD_ST_UNINIT;
+
+static struct {
+    _Alignas(64) atomic_uint_fast64_t bytes;
+    atomic_uint_fast64_t peak;
+    atomic_uint_fast64_t birth_next;
+    atomic_uint_fast64_t total_bytes;
+    atomic_uint_fast64_t frees;
+    atomic_uint_fast64_t unknown_frees;
+    atomic_uint_fast64_t lost;
+} ctr = {.birth_next = 1};
+static atomic_bool lost_warned;
+
+static void add_bytes(uint64_t size)
+{
+    uint64_t now = atomic_fetch_add_explicit(&ctr.bytes, size, memory_order_relaxed) + size;
+    uint64_t peak = atomic_load_explicit(&ctr.peak, memory_order_relaxed);
+    while (now > peak && !atomic_compare_exchange_weak_explicit(&ctr.peak, &peak, now,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed))
+        ;
+}
+
+static void sub_bytes(uint64_t size)
+{
+    atomic_fetch_sub_explicit(&ctr.bytes, size, memory_order_relaxed);
+}
+
+/* lkd_track_lost - counts a block the tracker failed to record; warns once. */
+void lkd_track_lost(const char *why)
+{
+    atomic_fetch_add_explicit(&ctr.lost, 1, memory_order_relaxed);
+    if (!atomic_exchange(&lost_warned, true))
+        lkd_log_warn("%s; snapshots of this process will be marked truncated", why);
+}
+
+/* Puts a record in the table and accounts for it. */
+static void insert(void *ptr, const lkd_block_t *b)
+{
+    lkd_block_t stale;
+    bool replaced;
+    if (!lkd_table_insert((uintptr_t)ptr, b, &stale, &replaced)) {
+        lkd_track_lost("out of memory for the live-block table");
+        return;
+    }
+    add_bytes(b->size);
+    if (replaced)
+        sub_bytes(stale.size);
+}
+
+/* lkd_track_alloc - captures the stack and records ptr; guard set while it works. */
+void lkd_track_alloc(void *ptr, size_t size)
+{
+    uint64_t frames[LKD_FMT_MAX_DEPTH];
+    lkd_guard = 1;
+    uint32_t depth = lkd_stack_capture(frames, lkd_config.depth);
+    uint32_t id = lkd_stack_intern(frames, depth);
+    if (__builtin_expect(id == LKD_STACK_NONE, 0)) {
+        lkd_track_lost("out of memory for the stack table");
+    } else {
+        lkd_block_t b = {size, atomic_fetch_add_explicit(&ctr.birth_next, 1, memory_order_relaxed),
+                         id};
+        atomic_fetch_add_explicit(&ctr.total_bytes, size, memory_order_relaxed);
+        insert(ptr, &b);
+    }
+    lkd_guard = 0;
+}
+
+/* lkd_track_take - removes ptr's record into *out; true when ptr was recorded. */
+bool lkd_track_take(void *ptr, lkd_block_t *out)
+{
+    if (!lkd_table_remove((uintptr_t)ptr, out)) {
+        atomic_fetch_add_explicit(&ctr.unknown_frees, 1, memory_order_relaxed);
+        return false;
+    }
+    sub_bytes(out->size);
+    atomic_fetch_add_explicit(&ctr.frees, 1, memory_order_relaxed);
+    return true;
+}
+
+/* lkd_track_free - forgets ptr (before the real free). */
+void lkd_track_free(void *ptr)
+{
+    lkd_block_t b;
+    lkd_track_take(ptr, &b);
+}
+
+/* lkd_track_restore - puts back a record taken for a realloc that failed. */
+void lkd_track_restore(void *ptr, const lkd_block_t *b)
+{
+    atomic_fetch_sub_explicit(&ctr.frees, 1, memory_order_relaxed);
+    insert(ptr, b);
+}
+
+/* lkd_track_totals - counters as of now; bytes/blocks are the snapshot's to fill. */
+void lkd_track_totals(lkd_fmt_totals_t *t)
+{
+    t->peak_bytes = atomic_load_explicit(&ctr.peak, memory_order_relaxed);
+    t->birth_next = atomic_load_explicit(&ctr.birth_next, memory_order_relaxed);
+    t->total_allocs = t->birth_next - 1;
+    t->total_frees = atomic_load_explicit(&ctr.frees, memory_order_relaxed);
+    t->total_bytes = atomic_load_explicit(&ctr.total_bytes, memory_order_relaxed);
+    t->unknown_frees = atomic_load_explicit(&ctr.unknown_frees, memory_order_relaxed);
+    t->lost_blocks = atomic_load_explicit(&ctr.lost, memory_order_relaxed);
+    t->tracker_bytes = lkd_arena_mapped();
+}
+
+/* fork: hold every shim lock across fork so the child never inherits one mid-update
+ * (order as in table.h), then release in both processes. */
+static void fork_prepare(void)
+{
+    lkd_guard = 1;
+    lkd_table_lock_all();
+    lkd_stack_lock();
+    lkd_arena_lock();
+}
+
+static void fork_parent(void)
+{
+    lkd_arena_unlock();
+    lkd_stack_unlock();
+    lkd_table_unlock_all();
+    lkd_guard = 0;
+}
+
+static void fork_child(void)
+{
+    fork_parent();
+    lkd_snapshot_forked();
+}
+
+/* lkd_track_init - first-use initialisation; true when the tracker is ready. Safe to call
+ * from the first hook (the guard lets the loader's and libunwind's allocations through). */
+__attribute__((noinline, cold)) bool lkd_track_init(void)
+{
+    int expected = LKD_ST_UNINIT;
+    if (!atomic_compare_exchange_strong(&lkd_state, &expected, LKD_ST_INIT))
+        return expected == LKD_ST_READY;
+    lkd_guard = 1;
+    int state = LKD_ST_INERT;
+    if (getauxval(AT_SECURE)) /* setuid/setgid: stay out of the way entirely */
+        goto out;
+    lkd_config_load();
+    lkd_modules_init();
+    if (!lkd_table_init()) {
+        lkd_log_warn("cannot reserve memory for the live-block table; not tracing");
+        goto out;
+    }
+    lkd_stack_init(lkd_config.unwind);
+    lkd_snapshot_init();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    state = LKD_ST_READY;
+out:
+    atomic_store_explicit(&lkd_state, state, memory_order_release);
+    lkd_guard = 0;
+    return state == LKD_ST_READY;
+}
+
+__attribute__((constructor)) static void track_constructor(void)
+{
+    if (atomic_load(&lkd_state) == LKD_ST_UNINIT)
+        lkd_track_init();
+}
+
+/* The exit snapshot, from the shim's ELF destructor: it runs in _dl_fini, after the
+ * program's atexit handlers and C++ static destructors. The tracker's memory is left
+ * mapped on purpose, since later destructors may still free blocks. */
+__attribute__((destructor)) static void track_destructor(void)
+{
+    if (atomic_load(&lkd_state) != LKD_ST_READY || !lkd_config.at_exit || lkd_guard)
+        return;
+    lkd_guard = 1;
+    lkd_snapshot_write("exit", LKD_FMT_F_EXIT);
+    lkd_guard = 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * track - what the hooks call: records allocations and frees, keeps the totals, owns the
+ * shim's lifecycle (lazy initialisation, fork, exit snapshot).
+ *
+ * The hooks stay thin: lkd_track_enter() is the inline gate (guard, state), everything
+ * else is out of line. Never calls the tracked malloc.
+ */
+#ifndef LKD_TRACK_H
+#define LKD_TRACK_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "leakdiff/format.h"
+#include "table.h"
+
+enum lkd_state { LKD_ST_UNINIT, LKD_ST_INIT, LKD_ST_READY, LKD_ST_INERT };
+
+/* Per-thread re-entrancy guard: set while the shim works, so allocations made by the
+ * unwinder, the loader or libc on the shim's behalf pass straight through. */
+extern __thread int lkd_guard __attribute__((tls_model("initial-exec")));
+extern atomic_int lkd_state;
+
+bool lkd_track_init(void);
+
+/* True when the calling hook should record: not re-entered, and the tracker is ready
+ * (initialising it on first use). */
+static inline bool lkd_track_enter(void)
+{
+    if (__builtin_expect(lkd_guard, 0))
+        return false;
+    int st = atomic_load_explicit(&lkd_state, memory_order_acquire);
+    if (__builtin_expect(st == LKD_ST_READY, 1))
+        return true;
+    return st == LKD_ST_UNINIT && lkd_track_init();
+}
+
+/* Records a successful allocation of size bytes at ptr (ptr != NULL). */
+void lkd_track_alloc(void *ptr, size_t size);
+/* Forgets ptr before it is released; unknown pointers are counted and ignored. */
+void lkd_track_free(void *ptr);
+/* For realloc: forgets ptr and returns its record (true) so a failed realloc can put it
+ * back with lkd_track_restore. */
+bool lkd_track_take(void *ptr, lkd_block_t *out);
+void lkd_track_restore(void *ptr, const lkd_block_t *block);
+/* Current totals (bytes and blocks are filled in by the snapshot from its block copy). */
+void lkd_track_totals(lkd_fmt_totals_t *out);
+/* Marks the data incomplete (internal failure); warns once. */
+void lkd_track_lost(const char *why);
+
+#endif
