@@ -155,14 +155,26 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
     return depth;
 }
 
-static uint64_t hash_frames(const uint64_t *frames, uint32_t depth)
+/* Four independent multiply lanes: a single serial chain cost ~4 cycles per frame, which
+ * profiling showed as 6% of a deep-stack workload. Collisions only cost a cache miss, since
+ * every hit is verified against the stored frames. */
+static uint64_t hash_frames(const uint64_t *f, uint32_t depth)
 {
-    uint64_t h = 0x243f6a8885a308d3ull ^ depth;
-    for (uint32_t i = 0; i < depth; i++) {
-        h = (h ^ frames[i]) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 32;
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t a = 0x243f6a8885a308d3ull ^ depth, b = 0x13198a2e03707344ull, c = 0xa4093822299f31d0ull,
+             d = 0x082efa98ec4e6c89ull;
+    uint32_t i = 0;
+    for (; i + 4 <= depth; i += 4) {
+        a = (a ^ f[i]) * k;
+        b = (b ^ f[i + 1]) * k;
+        c = (c ^ f[i + 2]) * k;
+        d = (d ^ f[i + 3]) * k;
     }
-    return h;
+    for (; i < depth; i++)
+        a = (a ^ f[i]) * k;
+    uint64_t h = a ^ (b >> 17 | b << 47) ^ (c >> 31 | c << 33) ^ (d >> 47 | d << 17);
+    h = (h ^ (h >> 32)) * k;
+    return h ^ (h >> 29);
 }
 
 static stack_rec_t *rec_of(uint32_t id)
