@@ -22,7 +22,7 @@
 static inline void *record(void *p, size_t size)
 {
     if (__builtin_expect(p != NULL, 1))
-        lkd_track_alloc(p, size);
+        lkd_track_alloc(p, size, 0);
     return p;
 }
 
@@ -44,7 +44,10 @@ HOOK void *calloc(size_t n, size_t size)
 {
     if (!lkd_track_enter())
         return lkd_real_calloc(n, size);
-    return record(lkd_real_calloc(n, size), n * size); /* overflow makes calloc fail */
+    void *p = lkd_real_calloc(n, size);
+    if (p) /* n * size cannot overflow: calloc would have failed */
+        lkd_track_alloc(p, n * size, size);
+    return p;
 }
 
 HOOK void *realloc(void *ptr, size_t size)

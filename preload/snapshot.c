@@ -26,7 +26,6 @@
 #include "snapfile.h"
 #include "stack.h"
 #include "table.h"
-#include "track.h"
 
 #define ARGS_MAX (64 * 1024)
 #define LABEL_MAX 64
@@ -283,9 +282,9 @@ static void gather_process(gathered_t *g, const char *label, uint32_t flags)
     p->argv = args_len ? strtab_add(&g->strings, args, args_len - 1) : 0;
 }
 
-static int gather(gathered_t *g, const char *label, uint32_t flags)
+static int gather(gathered_t *g, const char *label, uint32_t flags, const lkd_fmt_totals_t *totals)
 {
-    lkd_track_totals(&g->in.totals);
+    g->in.totals = *totals;
     strtab_add(&g->strings, "", 0);
     int err = gather_blocks(g);
     if (!err)
@@ -350,15 +349,16 @@ static int write_file(const char *name, const lkd_snapfile_input_t *in)
     return err;
 }
 
-/* lkd_snapshot_write - writes <exe>.<pid>.<seq>.<label>.snap; 0 or -errno. Guard held. */
-int lkd_snapshot_write(const char *label, uint32_t flags)
+/* lkd_snapshot_write - writes <exe>.<pid>.<seq>.<label>.snap; 0 or -errno. Guard held.
+ * totals: the tracker's counters; live bytes and blocks are recomputed from the copy. */
+int lkd_snapshot_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *totals)
 {
     gathered_t g = {0};
     char safe_label[LABEL_MAX], exe[256], name[LABEL_MAX + 256 + 64];
     const char *base = strrchr(lkd_modules_exe(), '/');
     sanitize(exe, sizeof exe, base ? base + 1 : lkd_modules_exe());
     sanitize(safe_label, sizeof safe_label, label);
-    int err = gather(&g, safe_label, flags);
+    int err = gather(&g, safe_label, flags, totals);
     if (!err) {
         lkd_log_format(name, sizeof name, "%s.%u.%04u.%s.snap", exe, g.in.process.pid,
                        g.in.process.seq, safe_label);

@@ -11,10 +11,13 @@
 
 #include <stdint.h>
 
+#include "leakdiff/format.h"
+
 /* Reads the facts that do not change (argv, cwd, start time). Guard held. */
 void lkd_snapshot_init(void);
-/* Writes one snapshot; returns 0 or -errno. flags: enum lkd_fmt_process_flag. */
-int lkd_snapshot_write(const char *label, uint32_t flags);
+/* Writes one snapshot; returns 0 or -errno. flags: enum lkd_fmt_process_flag; totals: the
+ * tracker's counters (live bytes and blocks are recomputed from the table copy). */
+int lkd_snapshot_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *totals);
 /* In a fork child: the sequence restarts, since the child is a new process. */
 void lkd_snapshot_forked(void);
 

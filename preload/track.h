@@ -36,8 +36,9 @@ static inline bool lkd_track_enter(void)
     return st == LKD_ST_UNINIT && lkd_track_init();
 }
 
-/* Records a successful allocation of size bytes at ptr (ptr != NULL). */
-void lkd_track_alloc(void *ptr, size_t size);
+/* Records a successful allocation of size bytes at ptr (ptr != NULL); elem is calloc's
+ * element size, 0 for the other functions. */
+void lkd_track_alloc(void *ptr, size_t size, size_t elem);
 /* Forgets ptr before it is released; unknown pointers are counted and ignored. */
 void lkd_track_free(void *ptr);
 /* For realloc: forgets ptr and returns its record (true) so a failed realloc can put it
