@@ -185,7 +185,7 @@ static stack_rec_t *rec_of(uint32_t id)
 
 static bool same(const stack_rec_t *r, const uint64_t *frames, uint32_t depth)
 {
-    return r && r->depth == depth && !memcmp(r->frames, frames, depth * sizeof *frames);
+    return r && r->depth == depth && (!depth || !memcmp(r->frames, frames, depth * sizeof *frames));
 }
 
 /* Adds a new record under the lock; LKD_STACK_NONE when out of memory. */
@@ -206,7 +206,8 @@ __attribute__((noinline)) static uint32_t insert_locked(const uint64_t *frames, 
     stack_rec_t *r = lkd_arena_alloc(size);
     if (!r)
         return LKD_STACK_NONE;
-    memcpy(r->frames, frames, depth * sizeof *frames);
+    if (depth)
+        memcpy(r->frames, frames, depth * sizeof *frames);
     r->hash = h;
     r->id = id;
     r->depth = depth;

@@ -1,0 +1,216 @@
+/*
+ * Unit tests for the shim's core: the arena, the live-block table (alone and under
+ * concurrent use), and stack interning. Linked without the hooks (intercept.c) and
+ * without the lifecycle (track.c), so nothing here is traced.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "arena.h"
+#include "stack.h"
+#include "table.h"
+
+Test(arena, zeroed_reused_and_large)
+{
+    size_t before = lkd_arena_mapped();
+    unsigned char *a = lkd_arena_alloc(100);
+    cr_assert_not_null(a);
+    for (int i = 0; i < 100; i++)
+        cr_assert_eq(a[i], 0);
+    memset(a, 0xab, 100);
+    lkd_arena_free(a, 100);
+    unsigned char *b = lkd_arena_alloc(120); /* same 128-byte class: reused, zeroed again */
+    cr_assert_eq(b, a);
+    for (int i = 0; i < 120; i++)
+        cr_assert_eq(b[i], 0);
+    size_t big = (size_t)3 << 20;
+    unsigned char *c = lkd_arena_alloc(big);
+    cr_assert_not_null(c);
+    cr_assert_eq(c[big - 1], 0);
+    cr_assert_geq(lkd_arena_mapped(), before + big);
+    lkd_arena_free(c, big);
+    unsigned char *d = lkd_arena_realloc(b, 120, 5000);
+    cr_assert_not_null(d);
+    cr_assert_eq(d[4999], 0);
+}
+
+static lkd_block_t blk(uint64_t size, uint32_t stack, uint64_t birth)
+{
+    return (lkd_block_t){size, birth, stack};
+}
+
+Test(table, insert_remove_replace)
+{
+    cr_assert(lkd_table_init());
+    lkd_block_t b = blk(24, 7, 1), out, stale;
+    bool replaced;
+    uintptr_t addr = 0x5555aaaa0010;
+    cr_assert(lkd_table_insert(addr, &b, &stale, &replaced));
+    cr_assert_not(replaced);
+    cr_assert_not(lkd_table_remove(addr + 16, &out), "a neighbour is not the block");
+    lkd_block_t b2 = blk(48, 9, 2);
+    cr_assert(lkd_table_insert(addr, &b2, &stale, &replaced));
+    cr_assert(replaced, "re-inserting an address reports the stale record");
+    cr_assert_eq(stale.size, 24);
+    cr_assert(lkd_table_remove(addr, &out));
+    cr_assert_eq(out.size, 48);
+    cr_assert_eq(out.stack, 9);
+    cr_assert_eq(out.birth, 2);
+    cr_assert_not(lkd_table_remove(addr, &out), "removed twice");
+}
+
+Test(table, overflow_records)
+{
+    cr_assert(lkd_table_init());
+    lkd_block_t huge = blk((uint64_t)5 << 32, 1, 3), odd = blk(10, 2, 4), late = blk(1, 3, (uint64_t)1 << 50);
+    lkd_block_t out, stale;
+    bool replaced;
+    cr_assert(lkd_table_insert(0x7f0000001000, &huge, &stale, &replaced));
+    cr_assert(lkd_table_insert(0x7f0000002008, &odd, &stale, &replaced)); /* not 16-aligned */
+    cr_assert(lkd_table_insert(0x7f0000003000, &late, &stale, &replaced));
+    lkd_table_lock_all();
+    cr_assert_eq(lkd_table_count(), 3);
+    lkd_fmt_block_t copy[3];
+    cr_assert_eq(lkd_table_copy(copy, 3), 3);
+    lkd_table_unlock_all();
+    cr_assert_eq(copy[0].size, (uint64_t)5 << 32);
+    cr_assert_eq(copy[1].address, 0x7f0000002008);
+    cr_assert_eq(copy[2].birth, (uint64_t)1 << 50);
+    cr_assert(lkd_table_remove(0x7f0000001000, &out));
+    cr_assert_eq(out.size, (uint64_t)5 << 32);
+    cr_assert(lkd_table_remove(0x7f0000002008, &out));
+    cr_assert(lkd_table_remove(0x7f0000003000, &out));
+}
+
+/* Dense and strided heaps: 1 KiB strides collide on a naive hash; growth and shrinking. */
+Test(table, many_blocks_sorted_copy)
+{
+    cr_assert(lkd_table_init());
+    const size_t n = 200000;
+    lkd_block_t stale, out;
+    bool replaced;
+    for (size_t i = 0; i < n; i++) {
+        uintptr_t a = 0x560000000000 + (i % 2 ? i * 32 : i * 1024 + 0x40000000);
+        lkd_block_t b = blk(i, (uint32_t)(i % 77), i + 1);
+        cr_assert(lkd_table_insert(a, &b, &stale, &replaced));
+    }
+    for (size_t i = 0; i < n; i += 4) {
+        uintptr_t a = 0x560000000000 + (i % 2 ? i * 32 : i * 1024 + 0x40000000);
+        cr_assert(lkd_table_remove(a, &out));
+        cr_assert_eq(out.size, i);
+        cr_assert_eq(out.birth, i + 1);
+    }
+    lkd_table_lock_all();
+    size_t count = lkd_table_count();
+    lkd_fmt_block_t *copy = lkd_arena_alloc(count * sizeof *copy);
+    size_t got = lkd_table_copy(copy, count);
+    lkd_table_unlock_all();
+    cr_assert_eq(count, n - n / 4);
+    cr_assert_eq(got, count);
+    for (size_t i = 1; i < got; i++)
+        cr_assert_gt(copy[i].address, copy[i - 1].address, "copy is sorted by address");
+    cr_assert_lt(lkd_table_memory() / count, 48, "table memory per block: %zu B",
+                 lkd_table_memory() / count);
+}
+
+#define THREADS 4
+#define PER_THREAD 50000
+
+static void *worker(void *arg)
+{
+    uintptr_t t = (uintptr_t)arg;
+    lkd_block_t stale, out;
+    bool replaced;
+    /* Threads interleave in the same regions, so they contend for the same locks. */
+    for (uintptr_t i = 0; i < PER_THREAD; i++) {
+        uintptr_t a = 0x600000000000 + (i * THREADS + t) * 16;
+        lkd_block_t b = blk(t + 1, (uint32_t)t, i + 1);
+        lkd_table_insert(a, &b, &stale, &replaced);
+        if (i % 2 && lkd_table_remove(a - THREADS * 16, &out) && out.size != t + 1)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+Test(table, concurrent_threads_exact)
+{
+    cr_assert(lkd_table_init());
+    pthread_t th[THREADS];
+    for (uintptr_t t = 0; t < THREADS; t++)
+        pthread_create(&th[t], NULL, worker, (void *)t);
+    for (int t = 0; t < THREADS; t++) {
+        void *ret;
+        pthread_join(th[t], &ret);
+        cr_assert_null(ret, "a thread read back another thread's record");
+    }
+    lkd_table_lock_all();
+    size_t count = lkd_table_count();
+    lkd_fmt_block_t *copy = lkd_arena_alloc(count * sizeof *copy);
+    size_t got = lkd_table_copy(copy, count);
+    lkd_table_unlock_all();
+    cr_assert_eq(count, THREADS * PER_THREAD / 2);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < got; i++)
+        bytes += copy[i].size;
+    cr_assert_eq(bytes, (uint64_t)(PER_THREAD / 2) * (1 + 2 + 3 + 4));
+}
+
+Test(stack, interning_dedups)
+{
+    uint64_t a[] = {0x401000, 0x401100, 0x401200}, b[] = {0x401000, 0x401100, 0x401300};
+    uint32_t ia = lkd_stack_intern(a, 3), ib = lkd_stack_intern(b, 3);
+    cr_assert_neq(ia, ib);
+    cr_assert_eq(lkd_stack_intern(a, 3), ia);
+    cr_assert_eq(lkd_stack_intern(a, 2), lkd_stack_intern(b, 2), "same prefix stacks");
+    cr_assert_neq(lkd_stack_intern(a, 2), ia);
+    uint32_t empty = lkd_stack_intern(NULL, 0), depth;
+    cr_assert_eq(lkd_stack_intern(NULL, 0), empty);
+    const uint64_t *f = lkd_stack_frames(ib, &depth);
+    cr_assert_eq(depth, 3);
+    cr_assert_eq(f[2], 0x401300);
+    cr_assert_eq(lkd_stack_count(), 4);
+    cr_assert_null(lkd_stack_frames(99, &depth));
+}
+
+static void *intern_worker(void *arg)
+{
+    uintptr_t *ids = arg;
+    for (uint64_t i = 0; i < 2000; i++) {
+        uint64_t frames[5] = {0x1000, 0x2000 + i % 500, 0x3000, 0x4000, i % 500};
+        ids[i] = lkd_stack_intern(frames, 5);
+    }
+    return NULL;
+}
+
+Test(stack, concurrent_interning_agrees)
+{
+    static uintptr_t ids[2][2000];
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        pthread_create(&th[t], NULL, intern_worker, ids[t]);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    cr_assert_eq(lkd_stack_count(), 500);
+    for (int i = 0; i < 2000; i++) {
+        cr_assert_eq(ids[0][i], ids[1][i]);
+        cr_assert_eq(ids[0][i], ids[0][i % 500]);
+    }
+}
+
+static __attribute__((noinline)) uint32_t capture_here(uint64_t *frames)
+{
+    return lkd_stack_capture(frames, 16);
+}
+
+Test(stack, capture_skips_own_module)
+{
+    cr_assert(lkd_stack_init(0));
+    uint64_t frames[16];
+    uint32_t n = capture_here(frames);
+    /* In the test binary the "shim" is the binary itself: its leading frames (capture_here
+     * and the test body) are dropped, so the stack starts in Criterion, which called it. */
+    cr_assert_gt(n, 0);
+    cr_assert_not(lkd_stack_in_shim(frames[0]));
+}
