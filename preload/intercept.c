@@ -12,7 +12,6 @@
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "real.h"
 #include "track.h"
@@ -108,13 +107,11 @@ HOOK void *valloc(size_t size)
     return record(lkd_real_valloc(size), size);
 }
 
-/* pvalloc rounds the request up to whole pages (one page for 0): that is what the program
- * owns, so that is what is recorded. */
+/* pvalloc gives whole pages, but like every hook it records the size the program asked
+ * for, as valgrind does, so figures compare one to one. */
 HOOK void *pvalloc(size_t size)
 {
     if (!lkd_track_enter())
         return lkd_real_pvalloc(size);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t rounded = size ? (size + page - 1) & ~(page - 1) : page;
-    return record(lkd_real_pvalloc(size), rounded);
+    return record(lkd_real_pvalloc(size), size);
 }
