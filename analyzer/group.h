@@ -1,0 +1,98 @@
+/*
+ * group - attributes each stack of a snapshot to its site and groups live memory by a
+ * symbolic key; merges two group sets into a diff.
+ *
+ * Pure logic: no I/O. Addresses are turned into frames through an lkd_resolver_t, so the
+ * unit tests drive this with a fake resolver and synthetic snapshots; the CLI plugs in the
+ * elfutils symbolizer. Groups are keyed by symbol strings (never raw addresses), so group
+ * sets of two runs with different ASLR match key by key.
+ *
+ * Ownership: a group set owns its groups, keys and frame arrays. The strings inside the
+ * frames are borrowed from the resolver(s) that produced them, which must outlive the set
+ * (for a diff: both the old and the new resolver).
+ */
+#ifndef LKD_GROUP_H
+#define LKD_GROUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Analyzer tables survive out-of-memory: a failed add leaves hh.tbl NULL (checked). */
+#ifndef HASH_NONFATAL_OOM
+#define HASH_NONFATAL_OOM 1
+#endif
+#include <uthash.h>
+
+#include "snapshot.h"
+#include "symbols.h"
+
+/* What a group is keyed by (--by). */
+typedef enum lkd_group_by {
+    LKD_BY_FUNCTION,  /* the site's function name (default) */
+    LKD_BY_LINE,      /* "file:line" of the site; its function name without line info */
+    LKD_BY_FILE,      /* the site's source file; its module without one */
+    LKD_BY_MODULE,    /* path of the site's object file */
+    LKD_BY_TRACEBACK, /* frames from the site outward, "function (file:line)" joined " <- " */
+} lkd_group_by_t;
+
+/* Resolves one return address to >= 1 frames (innermost inline frame first). The frames
+ * stay valid as long as the resolver does. */
+typedef struct lkd_resolver {
+    void (*resolve)(void *ctx, uint64_t address, const lkd_frame_t **frames, size_t *count);
+    void *ctx;
+} lkd_resolver_t;
+
+/* How to attribute and group. The glob arrays are borrowed (typically from argv). */
+typedef struct lkd_group_opts {
+    lkd_group_by_t by;
+    const char *const *skip_functions; /* fnmatch globs added to the default plumbing */
+    size_t skip_function_count;
+    const char *const *skip_modules; /* fnmatch globs on the module path */
+    size_t skip_module_count;
+    const char *const *skip_files; /* fnmatch globs on the source file path */
+    size_t skip_file_count;
+} lkd_group_opts_t;
+
+typedef struct lkd_group {
+    char *key;                       /* owned, NUL-terminated */
+    uint64_t bytes, blocks;          /* live in the (new) snapshot */
+    uint64_t old_bytes, old_blocks;  /* live in the old snapshot (after lkd_group_diff) */
+    int64_t bytes_diff, blocks_diff; /* new - old (after lkd_group_diff) */
+    size_t stacks;                   /* distinct stacks that fell into this group */
+    lkd_frame_t *frames;             /* representative: the largest stack, site outward; owned */
+    size_t frame_count;
+    uint64_t rep_bytes; /* bytes of the stack that supplied frames */
+    UT_hash_handle hh;
+} lkd_group_t;
+
+typedef struct lkd_group_set {
+    lkd_group_by_t by;
+    lkd_group_t *table;             /* uthash head, by key */
+    lkd_group_t **sorted;           /* every group, after lkd_group_sort; owned */
+    size_t count;                   /* groups in table */
+    uint64_t bytes, blocks;         /* sums over all groups (new snapshot) */
+    uint64_t old_bytes, old_blocks; /* sums over the old snapshot, after lkd_group_diff */
+    bool diffed;                    /* lkd_group_diff ran */
+} lkd_group_set_t;
+
+/* Sort orders for lkd_group_sort. */
+typedef enum lkd_group_order {
+    LKD_ORDER_SIZE, /* bytes desc, then key */
+    LKD_ORDER_DIFF, /* bytes_diff desc, then bytes desc, then key */
+} lkd_group_order_t;
+
+int lkd_group_by_parse(const char *name, lkd_group_by_t *by);
+const char *lkd_group_by_name(lkd_group_by_t by);
+
+bool lkd_group_is_plumbing(const lkd_frame_t *frame, const lkd_group_opts_t *opts);
+int lkd_group_build(const lkd_snapshot_t *snap, const lkd_resolver_t *res,
+                    const lkd_group_opts_t *opts, lkd_group_set_t *set);
+int lkd_group_diff(lkd_group_set_t *set, const lkd_group_set_t *old);
+int lkd_group_sort(lkd_group_set_t *set, lkd_group_order_t order);
+lkd_group_t *lkd_group_find(const lkd_group_set_t *set, const char *key);
+void lkd_group_set_free(lkd_group_set_t *set);
+
+size_t lkd_function_base_len(const lkd_frame_t *frame);
+
+#endif

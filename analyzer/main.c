@@ -1,0 +1,473 @@
+/*
+ * main - the leakdiff command line: parses options, runs top/diff/info/run, and maps
+ * every error to the exit codes of DESIGN.md §6: 0 fine, 2 usage, 3 unreadable or invalid
+ * input; `run` exits with CMD's status (125 when leakdiff itself cannot run it).
+ *
+ * Options may come before or after the positional arguments of top/diff/info; for run,
+ * everything after `--` or after the first non-option argument is the command.
+ * Reports go to stdout, except `run`'s text report, which goes to stderr so that CMD's own
+ * stdout stays clean. The pipeline is: read snapshot -> symbolizer -> lkd_group_build ->
+ * sort -> render -> write; each stage owns its memory and is freed here.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.h"
+#include "report.h"
+#include "run.h"
+#include "snapshot.h"
+#include "symbols.h"
+#include "util.h"
+
+#ifndef LKD_VERSION
+#define LKD_VERSION "0.1.0"
+#endif
+
+enum { EXIT_USAGE = 2, EXIT_INPUT = 3, EXIT_RUN_FAILED = 125 };
+
+/* The parsed command line. */
+typedef struct cli {
+    const char *command;
+    lkd_format_t format;
+    size_t limit;
+    lkd_group_opts_t group;
+    const char **skip_functions; /* argv pointers; the arrays are owned */
+    const char **skip_modules;
+    const char **skip_files;
+    const char *output_dir; /* run -o */
+    char **args;            /* positional arguments (for run: CMD ARGS) */
+    int nargs;
+} cli_t;
+
+typedef struct command {
+    const char *name;
+    int min_args, max_args; /* max -1: no limit */
+    const char *operands;   /* for messages */
+    int (*fn)(const cli_t *cli);
+} command_t;
+
+static const char usage_text[] = "usage: leakdiff run [-o DIR] [OPTIONS] [--] CMD [ARGS...]\n"
+                                 "       leakdiff top [OPTIONS] SNAP\n"
+                                 "       leakdiff diff [OPTIONS] OLD NEW\n"
+                                 "       leakdiff info [--format F] SNAP\n"
+                                 "       leakdiff --help | --version\n";
+
+static const char help_text[] =
+    "\n"
+    "  run    run CMD with the leakdiff shim preloaded; report what it left allocated\n"
+    "  top    live memory of a snapshot by group, largest first\n"
+    "  diff   growth from snapshot OLD to snapshot NEW by group, largest growth first\n"
+    "  info   process facts, totals and modules of a snapshot\n"
+    "\n"
+    "options:\n"
+    "  --by KEY              group by function (default), line, file, module, traceback\n"
+    "  -n N                  show the N first groups (default 10; 0 = all)\n"
+    "  --format F            text (default) or json\n"
+    "  --skip-function GLOB  also treat functions matching GLOB as allocator plumbing\n"
+    "  --skip-module GLOB    also treat modules whose path matches GLOB as plumbing\n"
+    "  --skip-file GLOB      also treat frames whose source file matches GLOB as plumbing\n"
+    "  -o, --output DIR      run: where snapshots go (default $LEAKDIFF_OUTPUT or .)\n"
+    "  -h, --help            this help\n"
+    "\n"
+    "exit status: 0 ok, 2 usage error, 3 unreadable or invalid input;\n"
+    "run exits with CMD's status (128+N when killed by signal N, 127 not found,\n"
+    "126 not executable, 125 when leakdiff could not run it).\n";
+
+static int usage_error(const char *command, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "leakdiff: %s%s", command ? command : "", command ? ": " : "");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n%sTry 'leakdiff --help' for more.\n", usage_text);
+    return EXIT_USAGE;
+}
+
+static int print_help(void)
+{
+    printf("leakdiff %s - tracemalloc for native code\n\n%s%s", LKD_VERSION, usage_text, help_text);
+    return 0;
+}
+
+/* Parses -n's value: a plain decimal count. */
+static bool parse_limit(const char *s, size_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > SIZE_MAX)
+        return false;
+    *out = (size_t)v;
+    return true;
+}
+
+static const struct option long_options[] = {
+    {"format", required_argument, NULL, 'f'},
+    {"by", required_argument, NULL, 'b'},
+    {"skip-function", required_argument, NULL, 'F'},
+    {"skip-module", required_argument, NULL, 'M'},
+    {"skip-file", required_argument, NULL, 'S'},
+    {"output", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Applies one option; returns 0, or EXIT_USAGE after saying what is wrong. */
+static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
+{
+    switch (opt) {
+    case 'n':
+        return parse_limit(arg, &c->limit)
+                   ? 0
+                   : usage_error(c->command, "bad -n '%s' (want a count)", arg);
+    case 'f':
+        return lkd_format_parse(arg, &c->format) == 0
+                   ? 0
+                   : usage_error(c->command, "unknown --format '%s' (text or json)", arg);
+    case 'b':
+        return lkd_group_by_parse(arg, &c->group.by) == 0
+                   ? 0
+                   : usage_error(c->command,
+                                 "unknown --by '%s' (function, line, file, module, traceback)",
+                                 arg);
+    case 'F':
+        c->skip_functions[c->group.skip_function_count++] = arg;
+        return 0;
+    case 'M':
+        c->skip_modules[c->group.skip_module_count++] = arg;
+        return 0;
+    case 'S':
+        c->skip_files[c->group.skip_file_count++] = arg;
+        return 0;
+    case 'o':
+        c->output_dir = arg;
+        return 0;
+    case ':':
+        return usage_error(c->command, "option '%s' needs an argument", text);
+    default:
+        return usage_error(c->command, "unknown option '%s'", text);
+    }
+}
+
+/*
+ * Parses argv (argv[0] is the command name) into c. Returns 0, -1 after --help was
+ * printed, or EXIT_USAGE after a message.
+ */
+static int parse_options(cli_t *c, int argc, char **argv, bool run)
+{
+    c->skip_functions = calloc((size_t)argc, sizeof *c->skip_functions);
+    c->skip_modules = calloc((size_t)argc, sizeof *c->skip_modules);
+    c->skip_files = calloc((size_t)argc, sizeof *c->skip_files);
+    if (!c->skip_functions || !c->skip_modules || !c->skip_files) {
+        fprintf(stderr, "leakdiff: out of memory\n");
+        return EXIT_INPUT;
+    }
+    c->group.skip_functions = c->skip_functions;
+    c->group.skip_modules = c->skip_modules;
+    c->group.skip_files = c->skip_files;
+    opterr = 0;
+    optind = 0; /* glibc: full re-initialisation */
+    for (int opt;
+         (opt = getopt_long(argc, argv, run ? "+:n:o:h" : ":n:h", long_options, NULL)) != -1;) {
+        if (opt == 'h')
+            return print_help(), -1;
+        if (opt == 'o' && !run)
+            opt = '?', optopt = 0;
+        char text[64]; /* the offending option as typed, for messages */
+        if (opt == '?' && optopt)
+            snprintf(text, sizeof text, "-%c", optopt);
+        else
+            snprintf(text, sizeof text, "%s", argv[optind - 1]);
+        int rc = apply_option(c, opt, optarg, text);
+        if (rc)
+            return rc;
+    }
+    c->args = argv + optind;
+    c->nargs = argc - optind;
+    return 0;
+}
+
+/* ---- the pipeline --------------------------------------------------------------------- */
+
+/* A snapshot with what was derived from it. */
+typedef struct loaded {
+    lkd_snapshot_t snap;
+    lkd_symbolizer_t *sym;
+    lkd_group_set_t set;
+} loaded_t;
+
+static void resolve_symbol(void *ctx, uint64_t address, const lkd_frame_t **frames, size_t *count)
+{
+    lkd_symbolize(ctx, address, frames, count);
+}
+
+/* Prints the symbolizer's warnings (one per line, naming files from the snapshot, so
+ * sanitized) to stderr. */
+static void print_warnings(const char *w)
+{
+    lkd_buf_t b = LKD_BUF_INIT;
+    while (w && *w) {
+        size_t n = strcspn(w, "\n");
+        if (n)
+            lkd_buf_printf(&b, "leakdiff: warning: %.*s\n", (int)n, w);
+        w += n + (w[n] == '\n');
+    }
+    lkd_text_sanitize(&b, 0);
+    fputs(lkd_buf_str(&b), stderr);
+    lkd_buf_free(&b);
+}
+
+/* Reads path; unless info_only, symbolizes and groups it. Says what failed on stderr. */
+static int load(loaded_t *l, const char *path, const cli_t *c, bool info_only)
+{
+    char err[512];
+    int rc = lkd_snapshot_read(path, &l->snap, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "leakdiff: %s\n", err);
+        return rc;
+    }
+    if (info_only)
+        return 0;
+    if (!(l->sym = lkd_symbolizer_open(&l->snap))) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    lkd_resolver_t res = {resolve_symbol, l->sym};
+    rc = lkd_group_build(&l->snap, &res, &c->group, &l->set);
+    print_warnings(lkd_symbolizer_warnings(l->sym));
+    if (!rc)
+        return 0;
+fail:
+    fprintf(stderr, "leakdiff: %s: %s\n", path, strerror(-rc));
+    return rc;
+}
+
+static void unload(loaded_t *l)
+{
+    lkd_group_set_free(&l->set);
+    if (l->sym)
+        lkd_symbolizer_close(l->sym);
+    lkd_snapshot_free(&l->snap);
+}
+
+/* Writes the rendered buffer to f; 0 or EXIT_INPUT after a message. */
+static int emit(FILE *f, const lkd_buf_t *b)
+{
+    if (b->err) {
+        fprintf(stderr, "leakdiff: out of memory while rendering the report\n");
+        return EXIT_INPUT;
+    }
+    if (fwrite(lkd_buf_str(b), 1, b->len, f) != b->len || fflush(f) != 0) {
+        fprintf(stderr, "leakdiff: cannot write the report: %s\n", strerror(errno));
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
+/* Renders a top (old == NULL) or diff report of the sorted set to f. */
+static int render(FILE *f, const cli_t *c, const char *command, const loaded_t *old,
+                  const loaded_t *cur)
+{
+    lkd_buf_t out = LKD_BUF_INIT;
+    lkd_report_t r = {.format = c->format,
+                      .command = command,
+                      .old = old ? &old->snap : NULL,
+                      .snap = &cur->snap,
+                      .set = &cur->set,
+                      .limit = c->limit};
+    lkd_report_groups(&out, &r);
+    int rc = emit(f, &out);
+    lkd_buf_free(&out);
+    return rc;
+}
+
+/* Top report of path to f; 0, or EXIT_INPUT after a message. */
+static int top_report(FILE *f, const cli_t *c, const char *command, const char *path)
+{
+    loaded_t l = {0};
+    int rc = load(&l, path, c, false) ? EXIT_INPUT : 0;
+    if (!rc && lkd_group_sort(&l.set, LKD_ORDER_SIZE)) {
+        fprintf(stderr, "leakdiff: out of memory\n");
+        rc = EXIT_INPUT;
+    }
+    if (!rc)
+        rc = render(f, c, command, NULL, &l);
+    unload(&l);
+    return rc;
+}
+
+static int cmd_top(const cli_t *c)
+{
+    return top_report(stdout, c, "top", c->args[0]);
+}
+
+static int cmd_diff(const cli_t *c)
+{
+    loaded_t old = {0}, cur = {0};
+    int rc = load(&old, c->args[0], c, false) || load(&cur, c->args[1], c, false) ? EXIT_INPUT : 0;
+    if (!rc && (lkd_group_diff(&cur.set, &old.set) || lkd_group_sort(&cur.set, LKD_ORDER_DIFF))) {
+        fprintf(stderr, "leakdiff: out of memory\n");
+        rc = EXIT_INPUT;
+    }
+    if (!rc)
+        rc = render(stdout, c, "diff", &old, &cur);
+    unload(&cur);
+    unload(&old);
+    return rc;
+}
+
+static int cmd_info(const cli_t *c)
+{
+    loaded_t l = {0};
+    lkd_buf_t out = LKD_BUF_INIT;
+    int rc = load(&l, c->args[0], c, true) ? EXIT_INPUT : 0;
+    if (!rc) {
+        lkd_report_info(&out, c->format, &l.snap);
+        rc = emit(stdout, &out);
+    }
+    lkd_buf_free(&out);
+    unload(&l);
+    return rc;
+}
+
+/* ---- run ---------------------------------------------------------------------------- */
+
+static void explain_exec_failure(const char *cmd, int e)
+{
+    if (e == ENOENT && !strchr(cmd, '/'))
+        fprintf(stderr, "leakdiff: %s: command not found\n", cmd);
+    else
+        fprintf(stderr, "leakdiff: %s: %s\n", cmd, strerror(e));
+}
+
+/* Says why no exit snapshot may have appeared. */
+static void explain_no_snapshot(const lkd_run_result_t *r, const char *cmd)
+{
+    const char *at_exit = getenv("LEAKDIFF_AT_EXIT");
+    fprintf(stderr, "leakdiff: no exit snapshot from %s (pid %d) in %s: ", cmd, (int)r->pid,
+            r->dir);
+    if (r->term_signal)
+        fprintf(stderr, "it was killed by signal %d (%s) before it could write one\n",
+                r->term_signal, strsignal(r->term_signal));
+    else if (at_exit && strcmp(at_exit, "0") == 0)
+        fprintf(stderr, "LEAKDIFF_AT_EXIT=0 is set\n");
+    else
+        fprintf(stderr, "it may have ended with _exit() or been killed, the directory may not "
+                        "be writable, or it is statically linked or setuid (not traceable)\n");
+}
+
+/* Lists the exit snapshots of CMD's children (at most a few) so they can be opened. */
+static void list_others(const lkd_run_result_t *r)
+{
+    enum { SHOWN = 5 };
+    fprintf(stderr, "leakdiff: %zu exit snapshot%s from child processes:\n", r->other_count,
+            r->other_count == 1 ? "" : "s");
+    for (size_t i = 0; i < r->other_count && i < SHOWN; i++)
+        fprintf(stderr, "leakdiff:   %s\n", r->others[i]);
+    if (r->other_count > SHOWN)
+        fprintf(stderr, "leakdiff:   ... and %zu more in %s\n", r->other_count - SHOWN, r->dir);
+}
+
+/*
+ * Prints what `leakdiff run` found: the report of each exit snapshot of CMD (text to
+ * stderr, its header naming the file; JSON to stdout, the path on stderr), notes about
+ * the rest. Never changes the exit code.
+ */
+static void report_run(const cli_t *c, const lkd_run_result_t *r)
+{
+    bool json = c->format == LKD_FORMAT_JSON;
+    if (r->term_signal && r->snapshot_count == 0)
+        fprintf(stderr, "leakdiff: %s was killed by signal %d (%s)\n", c->args[0], r->term_signal,
+                strsignal(r->term_signal));
+    if (r->snapshot_count == 0)
+        explain_no_snapshot(r, c->args[0]);
+    for (size_t i = 0; i < r->snapshot_count; i++) {
+        if (json)
+            fprintf(stderr, "leakdiff: exit snapshot: %s\n", r->snapshots[i]);
+        top_report(json ? stdout : stderr, c, "run", r->snapshots[i]);
+    }
+    if (r->other_count)
+        list_others(r);
+}
+
+static int cmd_run(const cli_t *c)
+{
+    lkd_run_opts_t o = {.output_dir = c->output_dir, .argv = c->args};
+    lkd_run_result_t r;
+    char err[1024];
+    fflush(NULL); /* nothing buffered may be written twice by the child */
+    int rc = lkd_run(&o, &r, err, sizeof err);
+    if (rc)
+        fprintf(stderr, "leakdiff: %s\n", err);
+    else if (r.exec_errno)
+        explain_exec_failure(c->args[0], r.exec_errno);
+    else
+        report_run(c, &r);
+    int status = rc && !r.pid ? EXIT_RUN_FAILED : r.status; /* once CMD ran: its status */
+    lkd_run_result_free(&r);
+    return status;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+static const command_t commands[] = {
+    {"run", 1, -1, "CMD [ARGS...]", cmd_run},
+    {"top", 1, 1, "SNAP", cmd_top},
+    {"diff", 2, 2, "OLD NEW", cmd_diff},
+    {"info", 1, 1, "SNAP", cmd_info},
+};
+
+static const command_t *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Checks the positional argument count of cmd. */
+static int check_args(const command_t *cmd, const cli_t *c)
+{
+    if (c->nargs < cmd->min_args)
+        return usage_error(cmd->name, "missing argument (want %s)", cmd->operands);
+    if (cmd->max_args >= 0 && c->nargs > cmd->max_args)
+        return usage_error(cmd->name, "unexpected argument '%s'", c->args[cmd->max_args]);
+    return 0;
+}
+
+static int run_command(const command_t *cmd, int argc, char **argv)
+{
+    cli_t c = {.command = cmd->name, .limit = 10};
+    int rc = parse_options(&c, argc, argv, cmd->fn == cmd_run);
+    if (rc == 0)
+        rc = check_args(cmd, &c);
+    if (rc == 0)
+        rc = cmd->fn(&c);
+    free(c.skip_functions);
+    free(c.skip_modules);
+    free(c.skip_files);
+    return rc < 0 ? 0 : rc;
+}
+
+/* Dispatches `leakdiff COMMAND ...`; returns the documented exit code. */
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error(NULL, "%s", "missing command");
+    const char *name = argv[1];
+    if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help"))
+        return print_help();
+    if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+        printf("leakdiff %s\n", LKD_VERSION);
+        return 0;
+    }
+    const command_t *cmd = find_command(name);
+    if (!cmd)
+        return usage_error(NULL, name[0] == '-' ? "unknown option '%s'" : "unknown command '%s'",
+                           name);
+    return run_command(cmd, argc - 1, argv + 1);
+}
