@@ -94,9 +94,13 @@ $(B)/samples/%: samples/%.cc
 
 samples: $(SAMPLES)
 
+# The demo: one run's exit report, then what grew between a 200- and a 1000-request run.
 demo: deps
 	@$(MAKE) --no-print-directory all samples
-	$(B)/leakdiff run -o $(B)/demo -- $(B)/samples/growing_leak
+	@rm -rf $(B)/demo
+	$(B)/leakdiff run -o $(B)/demo/short -- $(B)/samples/growing_leak 200 2>/dev/null
+	$(B)/leakdiff run -o $(B)/demo/long -- $(B)/samples/growing_leak 1000
+	$(B)/leakdiff diff $(B)/demo/short/*.snap $(B)/demo/long/*.snap
 
 unit: deps
 	@$(MAKE) --no-print-directory $(B)/unit-tests
