@@ -20,7 +20,7 @@
 #include "config.h"
 #include "log.h"
 #include "modules.h"
-#include "snapshot.h"
+#include "writer.h"
 #include "stack.h"
 
 __thread int lkd_guard __attribute__((tls_model("initial-exec")));
@@ -165,7 +165,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     fork_parent();
-    lkd_snapshot_forked();
+    lkd_writer_forked();
 }
 
 /* Finds the loader's range and counts the TLS modules the tracker brought (the shim,
@@ -216,7 +216,7 @@ __attribute__((noinline, cold)) bool lkd_track_init(void)
         goto out;
     }
     stack_init_counting_tls();
-    lkd_snapshot_init();
+    lkd_writer_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     state = LKD_ST_READY;
 out:
@@ -241,6 +241,6 @@ __attribute__((destructor)) static void track_destructor(void)
     lkd_fmt_totals_t totals = {0};
     lkd_guard = 1;
     lkd_track_totals(&totals);
-    lkd_snapshot_write("exit", LKD_FMT_F_EXIT, &totals);
+    lkd_writer_write("exit", LKD_FMT_F_EXIT, &totals);
     lkd_guard = 0;
 }

@@ -1,5 +1,5 @@
 /*
- * snapshot - gathers a consistent copy of the tracker's state and writes it to a file.
+ * writer - gathers a consistent copy of the tracker's state and writes it to a file.
  *
  * Invariants:
  * - The live table is frozen only while its blocks are copied; stacks, modules, encoding
@@ -8,7 +8,7 @@
  * - A failed write removes its temp file and warns once per reason; the program goes on.
  * Never calls the tracked malloc (arena only), never uses stdio or strerror (locale).
  */
-#include "snapshot.h"
+#include "writer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,8 +45,8 @@ static uint64_t now_ns(clockid_t clock)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* lkd_snapshot_init - reads argv and cwd once (guard held, so read/getcwd are safe). */
-void lkd_snapshot_init(void)
+/* lkd_writer_init - reads argv and cwd once (guard held, so read/getcwd are safe). */
+void lkd_writer_init(void)
 {
     start_mono_ns = now_ns(CLOCK_MONOTONIC);
     if (!getcwd(cwd, sizeof cwd))
@@ -73,8 +73,8 @@ void lkd_snapshot_init(void)
         argc += args[i] == '\0';
 }
 
-/* lkd_snapshot_forked - the child of a fork numbers its snapshots from 1 again. */
-void lkd_snapshot_forked(void)
+/* lkd_writer_forked - the child of a fork numbers its snapshots from 1 again. */
+void lkd_writer_forked(void)
 {
     atomic_store(&seq, 0);
 }
@@ -349,9 +349,9 @@ static int write_file(const char *name, const lkd_snapfile_input_t *in)
     return err;
 }
 
-/* lkd_snapshot_write - writes <exe>.<pid>.<seq>.<label>.snap; 0 or -errno. Guard held.
+/* lkd_writer_write - writes <exe>.<pid>.<seq>.<label>.snap; 0 or -errno. Guard held.
  * totals: the tracker's counters; live bytes and blocks are recomputed from the copy. */
-int lkd_snapshot_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *totals)
+int lkd_writer_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *totals)
 {
     gathered_t g = {0};
     char safe_label[LABEL_MAX], exe[256], name[LABEL_MAX + 256 + 64];
