@@ -15,7 +15,8 @@ PYTHON  ?= /usr/bin/python3
 
 # Debian packages the build, the tests and the benchmark need (see README, "Dependencies").
 DEB_PKGS := gcc g++ make pkg-config libc6-dev libunwind-dev uthash-dev libcriterion-dev \
-            libdw-dev libelf-dev libzstd-dev binutils valgrind python3 python3-dev sqlite3
+            libdw-dev libelf-dev libzstd-dev binutils valgrind python3 python3-dev sqlite3 \
+            libc6-dbg
 BENCH_PKGS := heaptrack hyperfine
 
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -82,8 +83,18 @@ $(B)/san/%.o: %.c $(wildcard preload/*.h analyzer/*.h tests/unit/*.h include/*.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ipreload -Ianalyzer $(CFLAGS) $(SAN_FLAGS) -fPIC -c -o $@ $<
 
-$(B)/unit-tests: $(CORE_SAN_OBJ) $(UNIT_OBJ)
-	$(CC) $(SAN_FLAGS) -o $@ $^ -lcriterion $(ANA_LIBS) -ldl -lpthread
+# Shared libraries the symbolizer tests load: C++ with inlined templates, and the same
+# linked so that its first segment is not at address 0.
+FIXTURES := $(B)/fixtures/libsymbols_fixture.so $(B)/fixtures/libsymbols_fixture_nz.so
+$(B)/fixtures/libsymbols_fixture.so: tests/unit/fixtures/symbols_fixture.cc
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O1 -g -fPIC -shared -o $@ $<
+$(B)/fixtures/libsymbols_fixture_nz.so: tests/unit/fixtures/symbols_fixture.cc
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O1 -g -fPIC -shared -Wl,-Ttext-segment=0x200000 -o $@ $<
+
+$(B)/unit-tests: $(CORE_SAN_OBJ) $(UNIT_OBJ) | $(FIXTURES)
+	$(CC) $(SAN_FLAGS) -o $@ $(CORE_SAN_OBJ) $(UNIT_OBJ) -lcriterion $(ANA_LIBS) -ldl -lpthread
 
 $(B)/samples/%: samples/%.c
 	@mkdir -p $(@D)

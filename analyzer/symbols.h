@@ -20,8 +20,9 @@
 /* One source-level frame. For a return address with inlined calls, several of these come
  * back, innermost (the inlined callee) first, the physical function last. */
 typedef struct lkd_frame {
-    const char *function; /* demangled; "func+0x1a" without line info; "module+0x1234"
-                             or "0x7f..." when nothing better is known; never NULL */
+    const char *function; /* demangled symbol name (also without line info);
+                             "module+0x1234" (address - bias) without a symbol;
+                             "0x7f..." outside every module; never NULL */
     const char *file;     /* source path, or NULL */
     unsigned line;        /* 0 when unknown */
     const char *module;   /* path of the object file, or NULL when no module matched */
