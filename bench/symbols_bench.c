@@ -10,7 +10,7 @@
  * with -p, also prints what `addr2line -a -f -i -C -e FILE` prints for ADDRESS - 1.
  * Not part of the build; compile by hand, e.g.
  *   cc -O2 -g -Iinclude -Ianalyzer -D_GNU_SOURCE -o build/symbols_bench \
- *      tests/unit/fixtures/symbols_bench.c analyzer/symbols.c -ldw -lelf -lstdc++
+ *      bench/symbols_bench.c analyzer/symbols.c -ldw -lelf -lstdc++
  */
 #include <elfutils/libdwelf.h>
 #include <fcntl.h>
