@@ -1,0 +1,386 @@
+#!/usr/bin/python3
+"""leakdiff benchmark (`make bench`): slowdown and memory next to no tool and heaptrack.
+
+    /usr/bin/python3 bench/bench.py [--rounds N] [--scale F] [--only NAME,...] [--no-heaptrack]
+
+Workloads (DESIGN.md section 7), none of them written for leakdiff:
+  python3   Debian's /usr/bin/python3, PYTHONMALLOC=malloc, building/serializing/parsing/
+            indexing JSON records (bench/json_workload.py): ~8M allocator calls, ~1.7M
+            blocks live at the peak.
+  sqlite3   Debian's sqlite3 building and querying an indexed 300k-row table in memory
+            (bench/sqlite_workload.sql): ~1.8M calls.
+  malloc    bench/deep_stacks.c: 2 threads of malloc/free pairs allocating 14-21 frames
+            deep (~8M pairs).
+Each runs bare, under leakdiff (LD_PRELOAD=build/libleakdiff.so, LEAKDIFF_OUTPUT=a temp
+dir, exit snapshot included) and under heaptrack (`heaptrack -o FILE`, its interpreter
+and compression included), interleaved for several rounds, the order rotating every round.
+Reported: medians of wall time and of max RSS (wait4 rusage taken by bench/launch.c: the
+largest process of the tree, for heaptrack the target or heaptrack_interpret), and the ratios
+leakdiff/bare and heaptrack/bare next to each other. The allocator calls of each workload
+are counted once with a tiny counting preload (bench/count_allocs.c).
+
+Then tracker memory per live block (bench/live_blocks.c holding 2M small blocks: VmRSS
+under leakdiff minus bare VmRSS, divided by the blocks), the exit snapshot of 1M blocks
+(time and bytes per block on disk) and `leakdiff diff` of two 1M-block snapshots.
+
+The C sources in bench/ are built here into build/bench/. The table is printed and
+written to build/bench.txt. Every run's output is checked against the bare run's, and a
+leakdiff run must leave exactly one exit snapshot: otherwise the bench stops with an error.
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_SRC = os.path.join(ROOT, "bench")
+BUILD = os.path.join(ROOT, "build")
+OUT = os.path.join(BUILD, "bench")
+SHIM = os.path.join(BUILD, "libleakdiff.so")
+LEAKDIFF = os.path.join(BUILD, "leakdiff")
+REPORT = os.path.join(BUILD, "bench.txt")
+PYTHON = "/usr/bin/python3"
+SQLITE = "/usr/bin/sqlite3"
+HEAPTRACK = shutil.which("heaptrack")
+MODES = ("bare", "leakdiff", "heaptrack")
+
+# bench/*.c -> build/bench/<output>, with these flags.
+PROGRAMS = {
+    "libcount_allocs.so": ("count_allocs.c", ["-O2", "-shared", "-fPIC"]),
+    "deep_stacks": ("deep_stacks.c", ["-O2", "-g", "-pthread"]),
+    "live_blocks": ("live_blocks.c", ["-O2", "-g"]),
+    "launch": ("launch.c", ["-O2"]),
+}
+
+
+class Workload:
+    def __init__(self, name, label, cmd, env=None, stdin=None, target=None, heaptrack_ref=None):
+        self.name, self.label, self.cmd = name, label, cmd
+        self.env = env or {}
+        self.stdin = stdin
+        self.target = target              # leakdiff/bare slowdown target, DESIGN.md section 7
+        self.heaptrack_ref = heaptrack_ref  # heaptrack/bare measured when DESIGN was written
+        self.calls = None
+        self.times = {m: [] for m in MODES}
+        self.rss = {m: [] for m in MODES}
+        self.expected_stdout = None
+
+
+def workloads(scale):
+    records = max(1000, int(115000 * scale))
+    pairs = max(10000, int(4000000 * scale))
+    rows = max(1000, int(300000 * scale))
+    sql = os.path.join(BENCH_SRC, "sqlite_workload.sql")
+    if rows != 300000:
+        scaled = os.path.join(OUT, "sqlite_workload.%d.sql" % rows)
+        with open(sql) as f, open(scaled, "w") as g:
+            g.write(f.read().replace("i < 300000", "i < %d" % rows))
+        sql = scaled
+    return [
+        Workload("python3", "python3 JSON/dict, %dk records" % (records // 1000),
+                 [PYTHON, os.path.join(BENCH_SRC, "json_workload.py"), str(records)],
+                 env={"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0"},
+                 target=1.5, heaptrack_ref=3.0),
+        Workload("sqlite3", "sqlite3 indexed table, %dk rows" % (rows // 1000),
+                 [SQLITE, "-batch", ":memory:"], stdin=sql, target=1.5, heaptrack_ref=4.4),
+        Workload("malloc", "malloc/free 14-21 deep, 2 thr x %.1fM" % (pairs / 1e6),
+                 [os.path.join(OUT, "deep_stacks"), "2", str(pairs)],
+                 target=3.0, heaptrack_ref=8.4),
+    ]
+
+
+def die(msg):
+    print("bench: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def build_programs():
+    os.makedirs(OUT, exist_ok=True)
+    for out, (src, flags) in PROGRAMS.items():
+        src_path, out_path = os.path.join(BENCH_SRC, src), os.path.join(OUT, out)
+        if os.path.exists(out_path) and os.path.getmtime(out_path) >= os.path.getmtime(src_path):
+            continue
+        cmd = ["cc", "-std=gnu11", "-Wall", "-Wextra"] + flags + ["-o", out_path, src_path]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            die("cannot build %s:\n%s" % (out, proc.stderr))
+
+
+def base_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LEAKDIFF_", "PYTHON", "MALLOC_", "HEAPTRACK"))
+           and k not in ("LD_PRELOAD", "LD_LIBRARY_PATH", "GLIBC_TUNABLES")}
+    env["LC_ALL"] = "C"
+    env.update(extra)
+    return env
+
+
+def measure(cmd, env, stdin=None, scratch=None, child_env=None):
+    """Runs cmd to completion through build/bench/launch (see launch.c: ru_maxrss of a direct
+    child of this interpreter would be this interpreter's). Returns (wall seconds, max RSS of
+    the command's largest process in KiB, its stdout, monotonic time it ended). child_env
+    goes to the command only, not to the launcher (LD_PRELOAD)."""
+    scratch = scratch or tempfile.mkdtemp(dir=OUT)
+    out_path, err_path = os.path.join(scratch, ".stdout"), os.path.join(scratch, ".stderr")
+    rss_path = os.path.join(scratch, ".rusage")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err, \
+            open(stdin or os.devnull, "rb") as inp:
+        start = time.monotonic()
+        pairs = ["%s=%s" % kv for kv in sorted((child_env or {}).items())]
+        proc = subprocess.run([os.path.join(OUT, "launch"), rss_path] + pairs + ["--"] + list(cmd),
+                              env=env,
+                              stdin=inp, stdout=out, stderr=err, cwd=scratch)
+        end = time.monotonic()
+    with open(out_path, "rb") as f:
+        stdout = f.read()
+    if proc.returncode != 0:
+        with open(err_path, "rb") as f:
+            die("%s exited with %d:\n%s" % (" ".join(cmd), proc.returncode,
+                                            f.read().decode(errors="replace")[-2000:]))
+    with open(rss_path) as f:
+        maxrss = int(f.read().split("=", 1)[1])
+    for p in (out_path, err_path, rss_path):
+        os.unlink(p)
+    return end - start, maxrss, stdout, end
+
+
+def exit_snapshots(directory):
+    return [n for n in os.listdir(directory) if n.endswith(".exit.snap")]
+
+
+def run_mode(w, mode, scratch):
+    """One measured run of workload w in mode; checks its output and its snapshot."""
+    env = base_env(**w.env)
+    cmd = list(w.cmd)
+    child_env = None
+    if mode == "leakdiff":
+        child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch}
+    elif mode == "heaptrack":
+        cmd = [HEAPTRACK, "-o", os.path.join(scratch, "heaptrack.data")] + cmd
+    wall, rss, stdout, _ = measure(cmd, env, w.stdin, scratch, child_env)
+    if mode == "bare":
+        if w.expected_stdout is None:
+            w.expected_stdout = stdout
+        if stdout != w.expected_stdout:
+            die("%s: bare output differs between runs" % w.name)
+    elif mode == "leakdiff":
+        if stdout != w.expected_stdout:
+            die("%s: output under leakdiff differs from the bare run" % w.name)
+        snaps = os.listdir(scratch)
+        if len(snaps) != 1 or not snaps[0].endswith(".exit.snap"):
+            die("%s: expected one exit snapshot under leakdiff, found %s" % (w.name, snaps))
+    elif w.expected_stdout not in stdout:
+        die("%s: the program's output is missing under heaptrack" % w.name)
+    for name in os.listdir(scratch):
+        path = os.path.join(scratch, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    w.times[mode].append(wall)
+    w.rss[mode].append(rss)
+    return wall
+
+
+def count_calls(w, scratch):
+    counts = os.path.join(scratch, "counts")
+    child_env = {"LD_PRELOAD": os.path.join(OUT, "libcount_allocs.so"),
+                 "COUNT_ALLOCS_OUTPUT": counts}
+    _, _, stdout, _ = measure(w.cmd, base_env(**w.env), w.stdin, scratch, child_env)
+    w.expected_stdout = stdout
+    with open(counts) as f:
+        allocs, frees = (int(x) for x in f.read().split()[:2])
+    os.unlink(counts)
+    w.calls = allocs
+
+
+def live_block_figures(blocks_mem, blocks_snap, rounds, scratch):
+    """Tracker bytes per live block; exit snapshot of blocks_snap blocks; diff of two."""
+    prog = os.path.join(OUT, "live_blocks")
+    res = {}
+
+    def parse(stdout):
+        kv = dict(line.split("=", 1) for line in stdout.decode().split())
+        return int(kv["rss_kb"]), int(kv["exit_ns"]) / 1e9
+
+    # Memory: VmRSS with all blocks live, bare vs leakdiff, interleaved.
+    rss = {"bare": [], "leakdiff": []}
+    for r in range(rounds):
+        for mode in (("bare", "leakdiff") if r % 2 == 0 else ("leakdiff", "bare")):
+            child_env = None
+            if mode == "leakdiff":
+                child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch,
+                             "LEAKDIFF_AT_EXIT": "0"}
+            _, _, stdout, _ = measure([prog, str(blocks_mem)], base_env(), None, scratch,
+                                      child_env)
+            rss[mode].append(parse(stdout)[0])
+            for n in exit_snapshots(scratch):
+                os.unlink(os.path.join(scratch, n))
+    res["rss_bare_kb"] = statistics.median(rss["bare"])
+    res["rss_leakdiff_kb"] = statistics.median(rss["leakdiff"])
+    res["bytes_per_block"] = (res["rss_leakdiff_kb"] - res["rss_bare_kb"]) * 1024 / blocks_mem
+
+    # Exit snapshot: time from the program's last statement to its end, minus the same for
+    # a bare run (process teardown); file size per block; then diff two such snapshots.
+    exits = {"bare": [], "leakdiff": []}
+    snaps = []
+    for r in range(max(2, rounds)):
+        for mode in ("bare", "leakdiff"):
+            child_env = None
+            if mode == "leakdiff":
+                child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch}
+            _, _, stdout, end = measure([prog, str(blocks_snap)], base_env(), None, scratch,
+                                        child_env)
+            exits[mode].append(end - parse(stdout)[1])
+            if mode == "leakdiff":
+                new = [n for n in exit_snapshots(scratch) if os.path.join(scratch, n) not in snaps]
+                if len(new) != 1:
+                    die("live_blocks: expected one new exit snapshot, found %s" % new)
+                snaps.append(os.path.join(scratch, new[0]))
+    res["exit_ms"] = 1000 * (statistics.median(exits["leakdiff"]) - statistics.median(exits["bare"]))
+    res["disk_bytes_per_block"] = statistics.median(os.path.getsize(s) for s in snaps) / blocks_snap
+    diffs = []
+    if os.access(LEAKDIFF, os.X_OK):
+        for _ in range(3):
+            start = time.monotonic()
+            proc = subprocess.run([LEAKDIFF, "diff", "--format", "json", "-n", "10", snaps[0],
+                                   snaps[1]], capture_output=True)
+            diffs.append(time.monotonic() - start)
+            if proc.returncode != 0:
+                die("leakdiff diff failed: %s" % proc.stderr.decode(errors="replace"))
+        res["diff_s"] = statistics.median(diffs)
+    for s in snaps:
+        os.unlink(s)
+    return res
+
+
+def fmt_calls(n):
+    return "%.1fM" % (n / 1e6) if n >= 1e5 else "%dk" % (n // 1000)
+
+
+def fmt_mib(kb):
+    return "%dM" % round(kb / 1024)
+
+
+def table(ws, mem, args, elapsed):
+    lines = []
+    ht = bool(HEAPTRACK) and not args.no_heaptrack
+    ht_version = ""
+    if ht:
+        v = subprocess.run([HEAPTRACK, "--version"], capture_output=True, text=True).stdout
+        ht_version = v.strip().splitlines()[0] if v.strip() else "heaptrack"
+    lines.append("leakdiff bench: %d rounds, bare / leakdiff%s interleaved, medians; %s, %d CPUs, "
+                 "glibc %s%s" % (args.rounds, " / heaptrack" if ht else "",
+                                 platform.machine(), os.cpu_count(),
+                                 platform.libc_ver()[1], ("; " + ht_version) if ht else ""))
+    lines.append("load average before / after: %.2f / %.2f (anything else running on the "
+                 "machine shows up as noise here)" % (args.load_before, os.getloadavg()[0]))
+    lines.append("")
+    head = ("%-40s %6s | %8s %8s %9s | %8s %9s %7s %9s | %6s %8s %9s"
+            % ("workload", "calls", "bare", "leakdiff", "heaptrack", "leakdiff", "heaptrack",
+               "target", "ht(DESIGN)", "bare", "leakdiff", "heaptrack"))
+    lines.append("%-40s %6s | %-28s | %-38s | %s" % ("", "alloc", "wall time (median)",
+                                                     "slowdown vs bare", "max RSS (median)"))
+    lines.append(head)
+    lines.append("-" * len(head))
+    for w in ws:
+        med = {m: statistics.median(w.times[m]) if w.times[m] else None for m in MODES}
+        rss = {m: statistics.median(w.rss[m]) if w.rss[m] else None for m in MODES}
+
+        def t(m):
+            return "%.2fs" % med[m] if med[m] is not None else "-"
+
+        def ratio(m):
+            return "%.2fx" % (med[m] / med["bare"]) if med[m] is not None else "-"
+
+        def r(m):
+            return fmt_mib(rss[m]) if rss[m] is not None else "-"
+
+        lines.append("%-40s %6s | %8s %8s %9s | %8s %9s %7s %9s | %6s %8s %9s"
+                     % (w.label, fmt_calls(w.calls) if w.calls else "?", t("bare"),
+                        t("leakdiff"), t("heaptrack"), ratio("leakdiff"), ratio("heaptrack"),
+                        "<=%.1fx" % w.target, "%.1fx" % w.heaptrack_ref, r("bare"), r("leakdiff"),
+                        r("heaptrack")))
+    lines.append("")
+    if mem:
+        lines.append("tracker memory per live block: %.1f B  (target <= 32 B; %s blocks live: "
+                     "VmRSS bare %s, under leakdiff %s)"
+                     % (mem["bytes_per_block"], "{:,}".format(args.live_blocks),
+                        fmt_mib(mem["rss_bare_kb"]), fmt_mib(mem["rss_leakdiff_kb"])))
+        lines.append("exit snapshot of %s live blocks: %.0f ms, %.1f B per block on disk  "
+                     "(targets <= 150 ms, <= 10 B)"
+                     % ("{:,}".format(args.snapshot_blocks), mem["exit_ms"],
+                        mem["disk_bytes_per_block"]))
+        if "diff_s" in mem:
+            lines.append("leakdiff diff of two %s-block snapshots: %.2f s  (target <= 2 s)"
+                         % ("{:,}".format(args.snapshot_blocks), mem["diff_s"]))
+    lines.append("")
+    lines.append("(slowdown = median wall time / bare median; target: DESIGN.md section 7 for "
+                 "leakdiff; ht(DESIGN): heaptrack's ratio measured when DESIGN.md was written; "
+                 "bench took %.0f s)" % elapsed)
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="multiply workload sizes (e.g. 0.1 for a quick check)")
+    ap.add_argument("--only", help="comma-separated workloads: python3,sqlite3,malloc,memory")
+    ap.add_argument("--no-heaptrack", action="store_true", help="skip the heaptrack runs")
+    ap.add_argument("--live-blocks", type=int, default=2000000,
+                    help="live blocks for the memory figure (default 2,000,000)")
+    ap.add_argument("--snapshot-blocks", type=int, default=1000000,
+                    help="live blocks for the snapshot and diff figures (default 1,000,000)")
+    args = ap.parse_args()
+
+    if not os.access(SHIM, os.R_OK):
+        die("%s is missing: run `make` first" % SHIM)
+    for prog in (PYTHON, SQLITE):
+        if not os.access(prog, os.X_OK):
+            die("%s is missing (`make bench-deps` installs it)" % prog)
+    if not HEAPTRACK and not args.no_heaptrack:
+        die("heaptrack is missing (`make bench-deps` installs it), or pass --no-heaptrack")
+    build_programs()
+    only = set(args.only.split(",")) if args.only else None
+    ws = [w for w in workloads(args.scale) if not only or w.name in only]
+    modes = [m for m in MODES if m != "heaptrack" or not args.no_heaptrack]
+
+    started = time.monotonic()
+    args.load_before = os.getloadavg()[0]
+    scratch = tempfile.mkdtemp(prefix="run-", dir=OUT)
+    try:
+        for w in ws:
+            count_calls(w, scratch)
+            print("%-8s %s allocator calls (counted); warm-up" % (w.name, fmt_calls(w.calls)),
+                  flush=True)
+            run_mode(w, "bare", scratch)
+            w.times["bare"].clear()
+            w.rss["bare"].clear()
+        for r in range(args.rounds):
+            order = modes[r % len(modes):] + modes[:r % len(modes)]
+            for w in ws:
+                walls = ["%s %.2fs" % (m, run_mode(w, m, scratch)) for m in order]
+                print("round %d/%d  %-8s %s" % (r + 1, args.rounds, w.name, ", ".join(walls)),
+                      flush=True)
+        mem = None
+        if not only or "memory" in only:
+            print("live blocks: memory per block, exit snapshot, diff", flush=True)
+            mem = live_block_figures(args.live_blocks, args.snapshot_blocks,
+                                     max(3, args.rounds // 2), scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    text = table(ws, mem, args, time.monotonic() - started)
+    print()
+    print(text, end="")
+    with open(REPORT, "w") as f:
+        f.write(text)
+    print("(written to %s)" % os.path.relpath(REPORT, ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
