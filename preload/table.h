@@ -8,7 +8,7 @@
  * differ never share a lock. Never calls malloc.
  *
  * Lock order (one place, for the whole shim): table directory -> region locks (ascending
- * address) -> overflow lock -> stack table -> arena.
+ * address) -> overflow lock -> stack table -> thread registry -> modules -> arena.
  */
 #ifndef LKD_TABLE_H
 #define LKD_TABLE_H

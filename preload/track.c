@@ -22,19 +22,12 @@
 #include "modules.h"
 #include "writer.h"
 #include "stack.h"
+#include "thread.h"
 
 __thread int lkd_guard __attribute__((tls_model("initial-exec")));
 atomic_int lkd_state = LKD_ST_UNINIT;
 
-static struct {
-    _Alignas(64) atomic_uint_fast64_t bytes;
-    atomic_uint_fast64_t peak;
-    atomic_uint_fast64_t birth_next;
-    atomic_uint_fast64_t total_bytes;
-    atomic_uint_fast64_t frees;
-    atomic_uint_fast64_t unknown_frees;
-    atomic_uint_fast64_t lost;
-} ctr = {.birth_next = 1};
+static atomic_uint_fast64_t lost;
 static atomic_bool lost_warned;
 
 /* The loader sizes each thread's DTV (dynamic thread vector) as calloc(n, 16) with one
@@ -46,31 +39,16 @@ static atomic_bool lost_warned;
 static uintptr_t loader_start, loader_end;
 static unsigned tracker_tls;
 
-static void add_bytes(uint64_t size)
-{
-    uint64_t now = atomic_fetch_add_explicit(&ctr.bytes, size, memory_order_relaxed) + size;
-    uint64_t peak = atomic_load_explicit(&ctr.peak, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(&ctr.peak, &peak, now,
-                                                                memory_order_relaxed,
-                                                                memory_order_relaxed))
-        ;
-}
-
-static void sub_bytes(uint64_t size)
-{
-    atomic_fetch_sub_explicit(&ctr.bytes, size, memory_order_relaxed);
-}
-
 /* lkd_track_lost - counts a block the tracker failed to record; warns once. */
 void lkd_track_lost(const char *why)
 {
-    atomic_fetch_add_explicit(&ctr.lost, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&lost, 1, memory_order_relaxed);
     if (!atomic_exchange(&lost_warned, true))
         lkd_log_warn("%s; snapshots of this process will be marked truncated", why);
 }
 
 /* Puts a record in the table and accounts for it. */
-static void insert(void *ptr, const lkd_block_t *b)
+static void insert(lkd_thread_t *t, void *ptr, const lkd_block_t *b)
 {
     lkd_block_t stale;
     bool replaced;
@@ -78,9 +56,20 @@ static void insert(void *ptr, const lkd_block_t *b)
         lkd_track_lost("out of memory for the live-block table");
         return;
     }
-    add_bytes(b->size);
-    if (replaced)
-        sub_bytes(stale.size);
+    lkd_thread_bytes(t, (int64_t)b->size - (replaced ? (int64_t)stale.size : 0));
+}
+
+/* The calling thread's counters, registering it (which may allocate) under the guard. */
+static lkd_thread_t *self(void)
+{
+    lkd_thread_t *t = lkd_thread_self;
+    if (__builtin_expect(t != NULL, 1))
+        return t;
+    int saved = lkd_guard;
+    lkd_guard = 1;
+    t = lkd_thread_get_slow();
+    lkd_guard = saved;
+    return t;
 }
 
 /* lkd_track_alloc - captures the stack and records ptr; guard set while it works.
@@ -88,19 +77,20 @@ static void insert(void *ptr, const lkd_block_t *b)
 void lkd_track_alloc(void *ptr, size_t size, size_t elem)
 {
     uint64_t frames[LKD_FMT_MAX_DEPTH];
+    lkd_thread_t *t = self();
     lkd_guard = 1;
     uint32_t depth = lkd_stack_capture(frames, lkd_config.depth);
     if (__builtin_expect(elem == DTV_SLOT, 0) && depth && frames[0] >= loader_start &&
         frames[0] < loader_end && size >= tracker_tls * DTV_SLOT)
         size -= tracker_tls * DTV_SLOT;
     uint32_t id = lkd_stack_intern(frames, depth);
-    if (__builtin_expect(id == LKD_STACK_NONE, 0)) {
+    if (__builtin_expect(id == LKD_STACK_NONE || !t, 0)) {
         lkd_track_lost("out of memory for the stack table");
     } else {
-        lkd_block_t b = {size, atomic_fetch_add_explicit(&ctr.birth_next, 1, memory_order_relaxed),
-                         id};
-        atomic_fetch_add_explicit(&ctr.total_bytes, size, memory_order_relaxed);
-        insert(ptr, &b);
+        lkd_block_t b = {size, lkd_thread_birth(t), id};
+        lkd_thread_count_add(&t->allocs, 1);
+        lkd_thread_count_add(&t->total_bytes, size);
+        insert(t, ptr, &b);
     }
     lkd_guard = 0;
 }
@@ -108,12 +98,16 @@ void lkd_track_alloc(void *ptr, size_t size, size_t elem)
 /* lkd_track_take - removes ptr's record into *out; true when ptr was recorded. */
 bool lkd_track_take(void *ptr, lkd_block_t *out)
 {
-    if (!lkd_table_remove((uintptr_t)ptr, out)) {
-        atomic_fetch_add_explicit(&ctr.unknown_frees, 1, memory_order_relaxed);
+    lkd_thread_t *t = self();
+    bool found = lkd_table_remove((uintptr_t)ptr, out);
+    if (!t)
+        return found;
+    if (!found) {
+        lkd_thread_count_add(&t->unknown_frees, 1);
         return false;
     }
-    sub_bytes(out->size);
-    atomic_fetch_add_explicit(&ctr.frees, 1, memory_order_relaxed);
+    lkd_thread_bytes(t, -(int64_t)out->size);
+    lkd_thread_count_add(&t->frees, 1);
     return true;
 }
 
@@ -127,20 +121,22 @@ void lkd_track_free(void *ptr)
 /* lkd_track_restore - puts back a record taken for a realloc that failed. */
 void lkd_track_restore(void *ptr, const lkd_block_t *b)
 {
-    atomic_fetch_sub_explicit(&ctr.frees, 1, memory_order_relaxed);
-    insert(ptr, b);
+    lkd_thread_t *t = self();
+    if (!t) {
+        lkd_track_lost("out of memory for thread counters");
+        return;
+    }
+    lkd_thread_count_add(&t->frees, (uint64_t)-1);
+    insert(t, ptr, b);
 }
 
-/* lkd_track_totals - counters as of now; bytes/blocks are the snapshot's to fill. */
+/* lkd_track_totals - counters as of now, and a new birth epoch: every allocation after
+ * this call gets a birth >= t->birth_next. Bytes and blocks are the snapshot's to fill. */
 void lkd_track_totals(lkd_fmt_totals_t *t)
 {
-    t->peak_bytes = atomic_load_explicit(&ctr.peak, memory_order_relaxed);
-    t->birth_next = atomic_load_explicit(&ctr.birth_next, memory_order_relaxed);
-    t->total_allocs = t->birth_next - 1;
-    t->total_frees = atomic_load_explicit(&ctr.frees, memory_order_relaxed);
-    t->total_bytes = atomic_load_explicit(&ctr.total_bytes, memory_order_relaxed);
-    t->unknown_frees = atomic_load_explicit(&ctr.unknown_frees, memory_order_relaxed);
-    t->lost_blocks = atomic_load_explicit(&ctr.lost, memory_order_relaxed);
+    lkd_thread_totals(t);
+    t->birth_next = lkd_thread_new_epoch();
+    t->lost_blocks = atomic_load_explicit(&lost, memory_order_relaxed);
     t->tracker_bytes = lkd_arena_mapped();
 }
 
@@ -151,6 +147,7 @@ static void fork_prepare(void)
     lkd_guard = 1;
     lkd_table_lock_all();
     lkd_stack_lock();
+    lkd_thread_lock();
     lkd_arena_lock();
 }
 
@@ -216,6 +213,7 @@ __attribute__((noinline, cold)) bool lkd_track_init(void)
         goto out;
     }
     stack_init_counting_tls();
+    lkd_thread_init();
     lkd_writer_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     state = LKD_ST_READY;

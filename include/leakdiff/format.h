@@ -151,7 +151,7 @@ typedef struct lkd_fmt_totals {
     uint64_t total_allocs;   /* successful allocations recorded (realloc counts 1) */
     uint64_t total_frees;    /* tracked blocks released (realloc of a block counts 1) */
     uint64_t total_bytes;    /* bytes of all recorded allocations */
-    uint64_t birth_next;     /* birth sequence number the next allocation gets */
+    uint64_t birth_next;     /* every allocation after the snapshot has birth >= this */
     uint64_t unknown_frees;  /* frees of pointers the tracker never saw */
     uint64_t lost_blocks;    /* allocations not recorded because of internal failure */
     uint64_t tracker_bytes;  /* memory the tracker itself had mapped */

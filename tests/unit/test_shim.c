@@ -214,3 +214,57 @@ Test(stack, capture_skips_own_module)
     cr_assert_gt(n, 0);
     cr_assert_not(lkd_stack_in_shim(frames[0]));
 }
+
+#include "thread.h"
+
+#define BIRTHS 5000
+static uint64_t births[2][BIRTHS];
+
+static void *birth_worker(void *arg)
+{
+    uint64_t *out = arg;
+    lkd_thread_t *t = lkd_thread_get();
+    for (int i = 0; i < BIRTHS; i++) {
+        out[i] = lkd_thread_birth(t);
+        lkd_thread_count_add(&t->allocs, 1);
+        lkd_thread_bytes(t, 10);
+    }
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+Test(thread, births_unique_and_totals_exact)
+{
+    lkd_thread_init();
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        pthread_create(&th[t], NULL, birth_worker, births[t]);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    uint64_t *all = lkd_arena_alloc(sizeof births);
+    memcpy(all, births, sizeof births);
+    qsort(all, 2 * BIRTHS, sizeof *all, cmp_u64);
+    for (int i = 1; i < 2 * BIRTHS; i++)
+        cr_assert_neq(all[i], all[i - 1], "birth %lu handed out twice", (unsigned long)all[i]);
+    cr_assert_geq(all[0], 1);
+    lkd_fmt_totals_t tot = {0};
+    lkd_thread_totals(&tot);
+    cr_assert_eq(tot.total_allocs, 2 * BIRTHS);
+    cr_assert_eq(tot.peak_bytes, 2 * BIRTHS * 10, "exited threads flushed their bytes");
+}
+
+Test(thread, epoch_orders_births_after_a_snapshot)
+{
+    lkd_thread_init();
+    lkd_thread_t *t = lkd_thread_get();
+    uint64_t before = lkd_thread_birth(t); /* takes a batch of LKD_THREAD_BIRTHS */
+    uint64_t cut = lkd_thread_new_epoch();
+    cr_assert_gt(cut, before);
+    uint64_t after = lkd_thread_birth(t); /* the old batch is not used after the cut */
+    cr_assert_geq(after, cut);
+}
