@@ -1,7 +1,7 @@
 /*
  * arena - the tracker's own memory, from mmap, never from the malloc it intercepts.
  *
- * Power-of-two size classes with free lists for small requests, direct mappings for large
+ * Size classes (powers of two and 1.5 times them) with free lists for small requests, direct mappings for large
  * ones. Callers pass the size back on free (like C++ sized delete), so no header is stored.
  * Thread-safe (one lock; only cold paths allocate). Never calls malloc.
  */
@@ -23,6 +23,10 @@ void *lkd_arena_realloc(void *ptr, size_t old_size, size_t new_size);
 void *lkd_arena_reserve(size_t size);
 /* Bytes currently mapped by the arena (including reservations' touched pages: no). */
 size_t lkd_arena_mapped(void);
+/* Size classes (16, 24, 32, 48, ... 1 MiB): a request of lkd_arena_class_size(c) bytes
+ * wastes nothing. */
+size_t lkd_arena_class_size(unsigned c);
+unsigned lkd_arena_class_of(size_t size);
 /* For pthread_atfork: hold the arena lock across fork; reset it in the child. */
 void lkd_arena_lock(void);
 void lkd_arena_unlock(void);

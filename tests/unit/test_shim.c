@@ -36,6 +36,21 @@ Test(arena, zeroed_reused_and_large)
     cr_assert_eq(d[4999], 0);
 }
 
+Test(arena, size_classes_are_tight)
+{
+    cr_assert_eq(lkd_arena_class_size(0), 16);
+    cr_assert_eq(lkd_arena_class_size(1), 24);
+    cr_assert_eq(lkd_arena_class_size(2), 32);
+    cr_assert_eq(lkd_arena_class_size(3), 48);
+    for (size_t s = 1; s <= ((size_t)1 << 20); s += (s < 4096 ? 1 : 977)) {
+        unsigned c = lkd_arena_class_of(s);
+        cr_assert_geq(lkd_arena_class_size(c), s, "class of %zu too small", s);
+        if (c)
+            cr_assert_lt(lkd_arena_class_size(c - 1), s, "class of %zu not the smallest", s);
+    }
+    cr_assert_eq(lkd_arena_class_size(lkd_arena_class_of((size_t)1 << 20)), (size_t)1 << 20);
+}
+
 static lkd_block_t blk(uint64_t size, uint32_t stack, uint64_t birth)
 {
     return (lkd_block_t){size, birth, stack};
