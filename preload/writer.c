@@ -300,7 +300,6 @@ static int gather(gathered_t *g, const char *label, uint32_t flags, const lkd_fm
         t->bytes += g->blocks[i].size;
     if (t->peak_bytes < t->bytes)
         t->peak_bytes = t->bytes;
-    t->tracker_bytes = lkd_arena_mapped();
     gather_process(g, label, flags);
     g->in.strings = g->strings.buf;
     g->in.strings_len = g->strings.len;
