@@ -17,7 +17,7 @@ PYTHON  ?= /usr/bin/python3
 DEB_PKGS := gcc g++ make pkg-config libc6-dev libunwind-dev uthash-dev libcriterion-dev \
             libdw-dev libelf-dev libzstd-dev binutils valgrind python3 python3-dev sqlite3 \
             libc6-dbg
-BENCH_PKGS := heaptrack hyperfine
+BENCH_PKGS := heaptrack
 
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 ifeq ($(CI),true)
