@@ -134,7 +134,6 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/leakdiff $(DESTDIR)$(PREFIX)/include/leakdiff
 	install -m 755 $(B)/leakdiff $(DESTDIR)$(PREFIX)/bin/leakdiff
 	install -m 644 $(B)/libleakdiff.so $(DESTDIR)$(PREFIX)/lib/leakdiff/libleakdiff.so
-	install -m 644 include/leakdiff.h $(DESTDIR)$(PREFIX)/include/leakdiff.h
 	install -m 644 include/leakdiff/format.h $(DESTDIR)$(PREFIX)/include/leakdiff/format.h
 
 format-check:

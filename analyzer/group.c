@@ -296,16 +296,14 @@ static int make_key(builder_t *b)
         return lkd_buf_puts(k, "[no stack]");
     const lkd_frame_t *f = &b->frames[b->site];
     switch (b->opts->by) {
-    case LKD_BY_FUNCTION:
-        return lkd_buf_append(k, f->function, lkd_function_base_len(f));
+    case LKD_BY_FUNCTION: return lkd_buf_append(k, f->function, lkd_function_base_len(f));
     case LKD_BY_LINE:
         if (f->file && f->line)
             return lkd_buf_printf(k, "%s:%u", f->file, f->line);
         return lkd_buf_puts(k, f->function);
     case LKD_BY_FILE:
         return lkd_buf_puts(k, f->file ? f->file : f->module ? f->module : "[unknown]");
-    case LKD_BY_MODULE:
-        return lkd_buf_puts(k, f->module ? f->module : "[unknown]");
+    case LKD_BY_MODULE: return lkd_buf_puts(k, f->module ? f->module : "[unknown]");
     case LKD_BY_TRACEBACK:
         for (size_t i = b->site; i < b->nframes; i++) {
             if (i > b->site)

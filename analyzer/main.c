@@ -134,22 +134,12 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
                    : usage_error(c->command,
                                  "unknown --by '%s' (function, line, file, module, traceback)",
                                  arg);
-    case 'F':
-        c->skip_functions[c->group.skip_function_count++] = arg;
-        return 0;
-    case 'M':
-        c->skip_modules[c->group.skip_module_count++] = arg;
-        return 0;
-    case 'S':
-        c->skip_files[c->group.skip_file_count++] = arg;
-        return 0;
-    case 'o':
-        c->output_dir = arg;
-        return 0;
-    case ':':
-        return usage_error(c->command, "option '%s' needs an argument", text);
-    default:
-        return usage_error(c->command, "unknown option '%s'", text);
+    case 'F': c->skip_functions[c->group.skip_function_count++] = arg; return 0;
+    case 'M': c->skip_modules[c->group.skip_module_count++] = arg; return 0;
+    case 'S': c->skip_files[c->group.skip_file_count++] = arg; return 0;
+    case 'o': c->output_dir = arg; return 0;
+    case ':': return usage_error(c->command, "option '%s' needs an argument", text);
+    default: return usage_error(c->command, "unknown option '%s'", text);
     }
 }
 

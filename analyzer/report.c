@@ -219,11 +219,8 @@ static void text_title(lkd_buf_t *o, const lkd_report_t *r, const lkd_group_t *g
             lkd_buf_printf(o, " (%.*s)", (int)lkd_function_base_len(site), site->function);
         break;
     case LKD_BY_FILE:
-    case LKD_BY_MODULE:
-        lkd_buf_puts(o, short_path(r->snap, g->key));
-        break;
-    case LKD_BY_TRACEBACK:
-        return;
+    case LKD_BY_MODULE: lkd_buf_puts(o, short_path(r->snap, g->key)); break;
+    case LKD_BY_TRACEBACK: return;
     }
     lkd_buf_puts(o, ": ");
 }

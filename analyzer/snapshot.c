@@ -36,7 +36,7 @@
  * malloc(16) calls: 5 MB of BLOCKS varints in 223 bytes, 22000x), so no tighter ratio is
  * safe; MAX_RAW is what bounds memory. */
 #define MAX_RATIO 32768
-#define MAX_STRUCT 65536              /* header_size and section_size a newer minor may use */
+#define MAX_STRUCT 65536 /* header_size and section_size a newer minor may use */
 #define MAX_SECTIONS 4096
 
 /* Known section types, indexed by type - 1. */

@@ -22,7 +22,7 @@ typedef struct lkd_snapshot {
     size_t strings_len;
     lkd_fmt_module_t *modules;
     size_t module_count;
-    uint32_t *stack_depths; /* stack_count entries */
+    uint32_t *stack_depths;  /* stack_count entries */
     uint64_t *stack_offsets; /* index of each stack's first frame in frames[] */
     size_t stack_count;
     uint64_t *frames;

@@ -370,12 +370,9 @@ static int symbol_cmp(const void *a, const void *b)
 static int symbol_rank(const GElf_Sym *s)
 {
     switch (GELF_ST_BIND(s->st_info)) {
-    case STB_GLOBAL:
-        return 2;
-    case STB_WEAK:
-        return 1;
-    default:
-        return 0;
+    case STB_GLOBAL: return 2;
+    case STB_WEAK: return 1;
+    default: return 0;
     }
 }
 
@@ -871,7 +868,8 @@ fail:
 static void module_close(sym_module_t *m)
 {
     sym_cu_t *cu, *tmp;
-    HASH_ITER(hh, m->cus, cu, tmp) {
+    HASH_ITER(hh, m->cus, cu, tmp)
+    {
         HASH_DEL(m->cus, cu);
         cu_free(cu);
     }
@@ -892,12 +890,14 @@ void lkd_symbolizer_close(lkd_symbolizer_t *sym)
         module_close(&sym->modules[i]);
     free(sym->modules);
     sym_entry_t *e, *etmp;
-    HASH_ITER(hh, sym->cache, e, etmp) {
+    HASH_ITER(hh, sym->cache, e, etmp)
+    {
         HASH_DEL(sym->cache, e);
         free(e);
     }
     sym_string_t *s, *stmp;
-    HASH_ITER(hh, sym->strings, s, stmp) {
+    HASH_ITER(hh, sym->strings, s, stmp)
+    {
         HASH_DEL(sym->strings, s);
         free(s);
     }

@@ -20,15 +20,15 @@
 /* One source-level frame. For a return address with inlined calls, several of these come
  * back, innermost (the inlined callee) first, the physical function last. */
 typedef struct lkd_frame {
-    const char *function; /* demangled symbol name (also without line info);
-                             "module+0x1234" (address - bias) without a symbol;
-                             "0x7f..." outside every module; never NULL */
-    const char *file;     /* source path, or NULL */
-    unsigned line;        /* 0 when unknown */
-    const char *module;   /* path of the object file, or NULL when no module matched */
-    uint64_t address;     /* the raw return address from the snapshot */
+    const char *function;   /* demangled symbol name (also without line info);
+                               "module+0x1234" (address - bias) without a symbol;
+                               "0x7f..." outside every module; never NULL */
+    const char *file;       /* source path, or NULL */
+    unsigned line;          /* 0 when unknown */
+    const char *module;     /* path of the object file, or NULL when no module matched */
+    uint64_t address;       /* the raw return address from the snapshot */
     uint64_t module_offset; /* address - module bias (file-relative), 0 without module */
-    bool inlined;         /* true for frames that were inlined into the next one */
+    bool inlined;           /* true for frames that were inlined into the next one */
 } lkd_frame_t;
 
 typedef struct lkd_symbolizer lkd_symbolizer_t;

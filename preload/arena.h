@@ -1,9 +1,9 @@
 /*
  * arena - the tracker's own memory, from mmap, never from the malloc it intercepts.
  *
- * Size classes (powers of two and 1.5 times them) with free lists for small requests, direct mappings for large
- * ones. Callers pass the size back on free (like C++ sized delete), so no header is stored.
- * Thread-safe (one lock; only cold paths allocate). Never calls malloc.
+ * Size classes (powers of two and 1.5 times them) with free lists for small requests, direct
+ * mappings for large ones. Callers pass the size back on free (like C++ sized delete), so no header
+ * is stored. Thread-safe (one lock; only cold paths allocate). Never calls malloc.
  */
 #ifndef LKD_ARENA_H
 #define LKD_ARENA_H

@@ -10,8 +10,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-/* Formats into buf (always NUL-terminated); supports %s %c %d %u %ld %lu %lld %llu %zu, a zero-padded width (%04u),
- * %x %lx %llx %p %%. Returns the length written (truncated to size - 1). */
+/* Formats into buf (always NUL-terminated); supports %s %c %d %u %ld %lu %lld %llu %zu, a
+ * zero-padded width (%04u), %x %lx %llx %p %%. Returns the length written (truncated to size - 1).
+ */
 size_t lkd_log_format(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 size_t lkd_log_vformat(char *buf, size_t size, const char *fmt, va_list ap);

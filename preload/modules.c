@@ -40,7 +40,7 @@ const char *lkd_modules_exe(void)
 }
 
 /* Copies the GNU build-id from a mapped PT_NOTE segment, if there is one. */
-static void read_build_id(const struct dl_phdr_info *info, const ElfW(Phdr) *ph,
+static void read_build_id(const struct dl_phdr_info *info, const ElfW(Phdr) * ph,
                           lkd_fmt_module_t *rec)
 {
     const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
@@ -50,8 +50,8 @@ static void read_build_id(const struct dl_phdr_info *info, const ElfW(Phdr) *ph,
         const char *d = p + sizeof *nh + name;
         if (d + desc > end)
             return;
-        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && !memcmp(p + sizeof *nh, "GNU", 4) &&
-            nh->n_descsz <= LKD_FMT_BUILD_ID_MAX) {
+        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+            !memcmp(p + sizeof *nh, "GNU", 4) && nh->n_descsz <= LKD_FMT_BUILD_ID_MAX) {
             memcpy(rec->build_id, d, nh->n_descsz);
             rec->build_id_len = nh->n_descsz;
             return;

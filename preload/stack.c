@@ -161,8 +161,8 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
 static uint64_t hash_frames(const uint64_t *f, uint32_t depth)
 {
     const uint64_t k = 0x9e3779b97f4a7c15ull;
-    uint64_t a = 0x243f6a8885a308d3ull ^ depth, b = 0x13198a2e03707344ull, c = 0xa4093822299f31d0ull,
-             d = 0x082efa98ec4e6c89ull;
+    uint64_t a = 0x243f6a8885a308d3ull ^ depth, b = 0x13198a2e03707344ull,
+             c = 0xa4093822299f31d0ull, d = 0x082efa98ec4e6c89ull;
     uint32_t i = 0;
     for (; i + 4 <= depth; i += 4) {
         a = (a ^ f[i]) * k;

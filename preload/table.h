@@ -29,8 +29,7 @@ bool lkd_table_init(void);
 /* Records a block. If addr was already recorded (a free the shim did not see), the stale
  * record is replaced and returned in *stale with true in *replaced. False when out of
  * memory (the block is then not recorded). */
-bool lkd_table_insert(uintptr_t addr, const lkd_block_t *block, lkd_block_t *stale,
-                      bool *replaced);
+bool lkd_table_insert(uintptr_t addr, const lkd_block_t *block, lkd_block_t *stale, bool *replaced);
 /* Removes addr; true and its record in *out when it was recorded. */
 bool lkd_table_remove(uintptr_t addr, lkd_block_t *out);
 

@@ -73,8 +73,8 @@ __attribute__((noinline, cold)) lkd_thread_t *lkd_thread_get_slow(void)
 uint64_t lkd_thread_birth_refill(lkd_thread_t *t)
 {
     t->epoch = atomic_load_explicit(&lkd_thread_epoch, memory_order_acquire);
-    t->birth_next = atomic_fetch_add_explicit(&global.birth_next, LKD_THREAD_BIRTHS,
-                                              memory_order_relaxed);
+    t->birth_next =
+        atomic_fetch_add_explicit(&global.birth_next, LKD_THREAD_BIRTHS, memory_order_relaxed);
     t->birth_end = t->birth_next + LKD_THREAD_BIRTHS;
     return t->birth_next++;
 }
@@ -86,9 +86,8 @@ void lkd_thread_flush(lkd_thread_t *t)
                   t->bytes_delta;
     t->bytes_delta = 0;
     int64_t peak = atomic_load_explicit(&global.peak, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(&global.peak, &peak, now,
-                                                                memory_order_relaxed,
-                                                                memory_order_relaxed))
+    while (now > peak && !atomic_compare_exchange_weak_explicit(
+                             &global.peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
         ;
 }
 

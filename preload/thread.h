@@ -21,8 +21,8 @@
 
 #include "leakdiff/format.h"
 
-#define LKD_THREAD_BIRTHS 64          /* births taken from the global counter at once */
-#define LKD_THREAD_FLUSH (64 * 1024)  /* bytes a thread may hold back with others alive */
+#define LKD_THREAD_BIRTHS 64         /* births taken from the global counter at once */
+#define LKD_THREAD_FLUSH (64 * 1024) /* bytes a thread may hold back with others alive */
 
 typedef struct lkd_thread {
     uint64_t birth_next, birth_end; /* the thread's current batch of births */
@@ -54,8 +54,8 @@ extern atomic_uint lkd_thread_epoch;
 static inline uint64_t lkd_thread_birth(lkd_thread_t *t)
 {
     if (__builtin_expect(t->birth_next == t->birth_end ||
-                             t->epoch != atomic_load_explicit(&lkd_thread_epoch,
-                                                               memory_order_relaxed),
+                             t->epoch !=
+                                 atomic_load_explicit(&lkd_thread_epoch, memory_order_relaxed),
                          0))
         return lkd_thread_birth_refill(t);
     return t->birth_next++;

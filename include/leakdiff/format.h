@@ -72,10 +72,10 @@ enum lkd_fmt_codec {
 
 /* lkd_fmt_process_t.flags */
 enum lkd_fmt_process_flag {
-    LKD_FMT_F_TRUNCATED = 1u << 0, /* the tracker lost data (out of memory, ...) */
-    LKD_FMT_F_SAMPLED = 1u << 1,   /* blocks were sampled; see sample_rate */
-    LKD_FMT_F_EXIT = 1u << 2,      /* written at process exit */
-    LKD_FMT_F_PAUSED = 1u << 3,    /* tracing was stopped when written */
+    LKD_FMT_F_TRUNCATED = 1u << 0,    /* the tracker lost data (out of memory, ...) */
+    LKD_FMT_F_SAMPLED = 1u << 1,      /* blocks were sampled; see sample_rate */
+    LKD_FMT_F_EXIT = 1u << 2,         /* written at process exit */
+    LKD_FMT_F_PAUSED = 1u << 3,       /* tracing was stopped when written */
     LKD_FMT_F_REACHABILITY = 1u << 4, /* block flags carry reachability verdicts */
 };
 
@@ -127,34 +127,34 @@ _Static_assert(sizeof(lkd_fmt_section_t) == 56, "section layout");
 typedef struct lkd_fmt_process {
     uint32_t pid;
     uint32_t ppid;
-    uint32_t seq;          /* per-process snapshot sequence number, from 1 */
-    uint32_t depth;        /* LEAKDIFF_DEPTH in force */
-    uint32_t flags;        /* enum lkd_fmt_process_flag */
-    uint32_t unwind;       /* enum lkd_fmt_unwind */
-    uint64_t sample_rate;  /* mean bytes between samples; 0 = every allocation */
-    uint64_t wall_ns;      /* CLOCK_REALTIME when written */
-    uint64_t mono_ns;      /* CLOCK_MONOTONIC when written */
+    uint32_t seq;           /* per-process snapshot sequence number, from 1 */
+    uint32_t depth;         /* LEAKDIFF_DEPTH in force */
+    uint32_t flags;         /* enum lkd_fmt_process_flag */
+    uint32_t unwind;        /* enum lkd_fmt_unwind */
+    uint64_t sample_rate;   /* mean bytes between samples; 0 = every allocation */
+    uint64_t wall_ns;       /* CLOCK_REALTIME when written */
+    uint64_t mono_ns;       /* CLOCK_MONOTONIC when written */
     uint64_t start_mono_ns; /* CLOCK_MONOTONIC when tracking started */
-    uint32_t exe;          /* STRINGS offset: absolute path of the executable */
-    uint32_t label;        /* STRINGS offset: snapshot label ("exit", ...) */
-    uint32_t cwd;          /* STRINGS offset: working directory at start */
-    uint32_t argv;         /* STRINGS offset of argv[0]; argc strings follow back to back */
+    uint32_t exe;           /* STRINGS offset: absolute path of the executable */
+    uint32_t label;         /* STRINGS offset: snapshot label ("exit", ...) */
+    uint32_t cwd;           /* STRINGS offset: working directory at start */
+    uint32_t argv;          /* STRINGS offset of argv[0]; argc strings follow back to back */
     uint32_t argc;
     uint32_t reserved;
 } lkd_fmt_process_t;
 _Static_assert(sizeof(lkd_fmt_process_t) == 80, "process layout");
 
 typedef struct lkd_fmt_totals {
-    uint64_t bytes;          /* live bytes in tracked blocks */
-    uint64_t blocks;         /* live tracked blocks */
-    uint64_t peak_bytes;     /* highest value of bytes since start or reset_peak */
-    uint64_t total_allocs;   /* successful allocations recorded (realloc counts 1) */
-    uint64_t total_frees;    /* tracked blocks released (realloc of a block counts 1) */
-    uint64_t total_bytes;    /* bytes of all recorded allocations */
-    uint64_t birth_next;     /* every allocation after the snapshot has birth >= this */
-    uint64_t unknown_frees;  /* frees of pointers the tracker never saw */
-    uint64_t lost_blocks;    /* allocations not recorded because of internal failure */
-    uint64_t tracker_bytes;  /* memory the tracker itself had mapped */
+    uint64_t bytes;         /* live bytes in tracked blocks */
+    uint64_t blocks;        /* live tracked blocks */
+    uint64_t peak_bytes;    /* highest value of bytes since start or reset_peak */
+    uint64_t total_allocs;  /* successful allocations recorded (realloc counts 1) */
+    uint64_t total_frees;   /* tracked blocks released (realloc of a block counts 1) */
+    uint64_t total_bytes;   /* bytes of all recorded allocations */
+    uint64_t birth_next;    /* every allocation after the snapshot has birth >= this */
+    uint64_t unknown_frees; /* frees of pointers the tracker never saw */
+    uint64_t lost_blocks;   /* allocations not recorded because of internal failure */
+    uint64_t tracker_bytes; /* memory the tracker itself had mapped */
 } lkd_fmt_totals_t;
 _Static_assert(sizeof(lkd_fmt_totals_t) == 80, "totals layout");
 
