@@ -44,7 +44,7 @@ PRELOAD_OBJ  := $(PRELOAD_SRC:%.c=$(B)/%.o)
 ANALYZER_OBJ := $(ANALYZER_SRC:%.c=$(B)/%.o)
 # Core objects for unit tests: everything except the interposing hooks, the lifecycle
 # (its constructor would trace the test runner) and main().
-CORE_SRC     := $(filter-out preload/intercept.c preload/api.c preload/track.c analyzer/main.c,$(PRELOAD_SRC) $(ANALYZER_SRC))
+CORE_SRC     := $(filter-out preload/intercept.c preload/api.c preload/track.c preload/control.c analyzer/main.c,$(PRELOAD_SRC) $(ANALYZER_SRC))
 CORE_SAN_OBJ := $(CORE_SRC:%.c=$(B)/san/%.o)
 UNIT_OBJ     := $(UNIT_SRC:%.c=$(B)/san/%.o)
 

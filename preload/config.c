@@ -6,13 +6,15 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "leakdiff/format.h"
 #include "log.h"
 
-lkd_config_t lkd_config = {".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND};
+lkd_config_t lkd_config = {".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true, true};
 
 /* lkd_config_parse_uint - strict decimal parse: digits only, no sign, no overflow. */
 bool lkd_config_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
@@ -41,16 +43,107 @@ static bool parse_bool(const char *name, const char *s, bool def)
     return def;
 }
 
+/* The output directory, made absolute against the start-up cwd so that a program that
+ * changes directory still writes where the user looks (and `leakdiff snap` finds it). */
 static void load_output(void)
 {
     const char *s = getenv("LEAKDIFF_OUTPUT");
-    if (!s)
-        return;
-    if (!*s || strlen(s) >= sizeof lkd_config.output - 64) {
+    char cwd[PATH_MAX];
+    size_t max = sizeof lkd_config.output - 64;
+    if (s && (!*s || strlen(s) >= max)) {
         lkd_log_warn("LEAKDIFF_OUTPUT is empty or too long; using \".\"");
+        s = NULL;
+    }
+    if (s && s[0] == '/') {
+        strcpy(lkd_config.output, s);
         return;
     }
-    strcpy(lkd_config.output, s);
+    if (!getcwd(cwd, sizeof cwd) || strlen(cwd) + (s ? strlen(s) : 0) + 2 >= max) {
+        strcpy(lkd_config.output, s ? s : ".");
+        return;
+    }
+    strcpy(lkd_config.output, cwd);
+    if (s && strcmp(s, ".") != 0) {
+        strcat(lkd_config.output, "/");
+        strcat(lkd_config.output, s);
+    }
+}
+
+static const struct {
+    const char *name;
+    int number;
+} signal_names[] = {
+    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
+    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},   {"TERM", SIGTERM},
+    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
+    {"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
+    {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR},   {"SYS", SIGSYS},
+};
+
+/* "RTMIN+N" / "RTMAX-N" / "RTMIN" / "RTMAX". */
+static bool parse_rt(const char *s, int *out)
+{
+    uint64_t n = 0;
+    bool min = !strncmp(s, "RTMIN", 5), max = !strncmp(s, "RTMAX", 5);
+    if (!min && !max)
+        return false;
+    s += 5;
+    if (*s && !((min && *s == '+') || (max && *s == '-')))
+        return false;
+    if (*s && !lkd_config_parse_uint(s + 1, 0, (uint64_t)(SIGRTMAX - SIGRTMIN), &n))
+        return false;
+    *out = min ? SIGRTMIN + (int)n : SIGRTMAX - (int)n;
+    return true;
+}
+
+/* lkd_config_parse_signal - see config.h. */
+bool lkd_config_parse_signal(const char *s, int *out)
+{
+    uint64_t n;
+    if (!strcmp(s, "none")) {
+        *out = 0;
+        return true;
+    }
+    if (!strncmp(s, "SIG", 3))
+        s += 3;
+    if (lkd_config_parse_uint(s, 1, (uint64_t)SIGRTMAX, &n)) {
+        *out = (int)n;
+    } else if (!parse_rt(s, out)) {
+        size_t i = 0;
+        while (i < sizeof signal_names / sizeof signal_names[0] && strcmp(s, signal_names[i].name))
+            i++;
+        if (i == sizeof signal_names / sizeof signal_names[0])
+            return false;
+        *out = signal_names[i].number;
+    }
+    /* Not catchable, or raised by faults: never usable as a request. */
+    return *out != SIGKILL && *out != SIGSTOP && *out != SIGSEGV && *out != SIGBUS &&
+           *out != SIGFPE && *out != SIGILL && *out != SIGTRAP && *out != SIGABRT;
+}
+
+static void load_signal(void)
+{
+    const char *s = getenv("LEAKDIFF_SIGNAL");
+    lkd_config.signal = SIGRTMIN + LKD_DEFAULT_SIGNAL_OFFSET;
+    if (s && !lkd_config_parse_signal(s, &lkd_config.signal)) {
+        lkd_config.signal = SIGRTMIN + LKD_DEFAULT_SIGNAL_OFFSET;
+        lkd_log_warn("LEAKDIFF_SIGNAL=%s is not a catchable signal name or number, or \"none\"; "
+                     "using SIGRTMIN+%d",
+                     s, LKD_DEFAULT_SIGNAL_OFFSET);
+    }
+}
+
+static void load_interval(void)
+{
+    const char *s = getenv("LEAKDIFF_INTERVAL");
+    uint64_t v;
+    if (!s)
+        return;
+    if (lkd_config_parse_uint(s, 0, 86400 * 365, &v))
+        lkd_config.interval = (unsigned)v;
+    else
+        lkd_log_warn("LEAKDIFF_INTERVAL=%s is not a whole number of seconds; using 0 (off)", s);
 }
 
 static void load_depth(void)
@@ -84,6 +177,12 @@ void lkd_config_load(void)
     load_output();
     load_depth();
     load_unwind();
+    load_signal();
+    load_interval();
     if ((s = getenv("LEAKDIFF_AT_EXIT")))
         lkd_config.at_exit = parse_bool("LEAKDIFF_AT_EXIT", s, true);
+    if ((s = getenv("LEAKDIFF_START")))
+        lkd_config.start = parse_bool("LEAKDIFF_START", s, true);
+    if ((s = getenv("LEAKDIFF_CHILDREN")))
+        lkd_config.children = parse_bool("LEAKDIFF_CHILDREN", s, true);
 }

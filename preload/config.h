@@ -14,15 +14,24 @@
 #define LKD_DEFAULT_DEPTH 64
 
 typedef struct lkd_config {
-    char output[PATH_MAX]; /* LEAKDIFF_OUTPUT, default "." */
+    char output[PATH_MAX]; /* LEAKDIFF_OUTPUT made absolute at start-up, default cwd */
     unsigned depth;        /* LEAKDIFF_DEPTH, 1..LKD_FMT_MAX_DEPTH, default 64 */
     bool at_exit;          /* LEAKDIFF_AT_EXIT, default true */
     int unwind;            /* LEAKDIFF_UNWIND: enum lkd_fmt_unwind, default libunwind */
+    int signal;            /* LEAKDIFF_SIGNAL: 0 = none; default SIGRTMIN+6 */
+    unsigned interval;     /* LEAKDIFF_INTERVAL seconds, 0 = off */
+    bool start;            /* LEAKDIFF_START, default true (false: start paused) */
+    bool children;         /* LEAKDIFF_CHILDREN, default true */
 } lkd_config_t;
+
+#define LKD_DEFAULT_SIGNAL_OFFSET 6 /* SIGRTMIN + 6: no common program or library uses it */
 
 extern lkd_config_t lkd_config;
 
 void lkd_config_load(void);
+/* Parses a signal: a number, a name with or without "SIG" (USR1, RTMIN+3, ...), or "none"
+ * (0). False when s is none of these or names a signal that cannot be caught. */
+bool lkd_config_parse_signal(const char *s, int *out);
 /* Parses a decimal unsigned integer in [min, max]; false when s is not exactly that. */
 bool lkd_config_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -8,6 +8,7 @@
  * through malloc; reallocarray is implemented here on top of realloc, because glibc's own
  * calls realloc through the PLT and would be counted twice.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -114,4 +115,16 @@ HOOK void *pvalloc(size_t size)
     if (!lkd_track_enter())
         return lkd_real_pvalloc(size);
     return record(lkd_real_pvalloc(size), size);
+}
+
+/* dlclose: the module map is brought up to date first, so a library that is about to be
+ * unloaded is in it (with its path, bias and build-id) and its blocks still symbolize. */
+HOOK int dlclose(void *handle)
+{
+    static int (*real_dlclose)(void *);
+    if (!real_dlclose)
+        *(void **)&real_dlclose = dlsym(RTLD_NEXT, "dlclose");
+    if (atomic_load(&lkd_state) == LKD_ST_READY)
+        lkd_track_before_dlclose();
+    return real_dlclose ? real_dlclose(handle) : -1;
 }

@@ -7,8 +7,9 @@
  * sit in few regions, so their metadata stays in cache, and threads whose malloc arenas
  * differ never share a lock. Never calls malloc.
  *
- * Lock order (one place, for the whole shim): table directory -> region locks (ascending
- * address) -> overflow lock -> stack table -> thread registry -> modules -> arena.
+ * Lock order (one place, for the whole shim): snapshot writer -> table directory -> region
+ * locks (ascending address) -> overflow lock -> stack table -> thread registry -> modules
+ * -> arena.
  */
 #ifndef LKD_TABLE_H
 #define LKD_TABLE_H

@@ -113,6 +113,20 @@ void lkd_thread_totals(lkd_fmt_totals_t *out)
     out->peak_bytes = peak > 0 ? (uint64_t)peak : 0;
 }
 
+/* lkd_thread_memory - live bytes (the global counter plus every thread's held-back delta,
+ * read without locks) and the peak. */
+void lkd_thread_memory(uint64_t *current, uint64_t *peak)
+{
+    int64_t bytes = atomic_load(&global.bytes);
+    pthread_mutex_lock(&lock);
+    for (lkd_thread_t *t = head; t; t = t->next)
+        bytes += t->bytes_delta;
+    pthread_mutex_unlock(&lock);
+    int64_t p = atomic_load(&global.peak);
+    *current = bytes > 0 ? (uint64_t)bytes : 0;
+    *peak = p > bytes ? (uint64_t)p : *current;
+}
+
 /* lkd_thread_reset_peak - the peak restarts from the current live bytes. */
 void lkd_thread_reset_peak(void)
 {

@@ -83,6 +83,8 @@ static inline void lkd_thread_count_add(atomic_uint_fast64_t *c, uint64_t n)
 uint64_t lkd_thread_new_epoch(void);
 /* Fills the cumulative counters and peak of *t from all records. */
 void lkd_thread_totals(lkd_fmt_totals_t *t);
+/* Live bytes now and their peak (program API: traced_memory). */
+void lkd_thread_memory(uint64_t *current, uint64_t *peak);
 /* Sets the peak to the current live bytes (program API: reset_peak). */
 void lkd_thread_reset_peak(void);
 /* Fork handlers: hold the registry lock across fork. */

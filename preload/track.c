@@ -16,8 +16,11 @@
 #include <sys/auxv.h>
 #include <time.h>
 
+#include <string.h>
+
 #include "arena.h"
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "modules.h"
 #include "writer.h"
@@ -28,6 +31,7 @@ __thread int lkd_guard __attribute__((tls_model("initial-exec")));
 atomic_int lkd_state = LKD_ST_UNINIT;
 
 static atomic_uint_fast64_t lost;
+static atomic_bool recording = true;
 static atomic_bool lost_warned;
 
 /* The loader sizes each thread's DTV (dynamic thread vector) as calloc(n, 16) with one
@@ -77,6 +81,8 @@ static lkd_thread_t *self(void)
 void lkd_track_alloc(void *ptr, size_t size, size_t elem)
 {
     uint64_t frames[LKD_FMT_MAX_DEPTH];
+    if (__builtin_expect(!atomic_load_explicit(&recording, memory_order_relaxed), 0))
+        return; /* stopped: new blocks are not recorded, frees still are */
     lkd_thread_t *t = self();
     lkd_guard = 1;
     uint32_t depth = lkd_stack_capture(frames, lkd_config.depth);
@@ -140,11 +146,62 @@ void lkd_track_totals(lkd_fmt_totals_t *t)
     t->tracker_bytes = lkd_arena_mapped();
 }
 
+/* lkd_track_set_recording - leakdiff_start()/leakdiff_stop(), LEAKDIFF_START, signal. */
+void lkd_track_set_recording(bool on)
+{
+    atomic_store(&recording, on);
+}
+
+/* lkd_track_recording - true while new allocations are recorded. */
+bool lkd_track_recording(void)
+{
+    return atomic_load(&recording);
+}
+
+/* lkd_track_snapshot - writes a snapshot now, labelled label; 0 or -errno. Any thread
+ * outside the hooks: the API, the writer thread, the exit destructor. */
+int lkd_track_snapshot(const char *label, uint32_t flags)
+{
+    lkd_fmt_totals_t totals = {0};
+    int saved = lkd_guard;
+    lkd_guard = 1;
+    lkd_track_totals(&totals);
+    if (!atomic_load(&recording))
+        flags |= LKD_FMT_F_PAUSED;
+    int err = lkd_writer_write(label, flags, &totals);
+    lkd_guard = saved;
+    return err;
+}
+
+/* lkd_track_memory - traced bytes now and their peak (see leakdiff_traced_memory). */
+void lkd_track_memory(uint64_t *current, uint64_t *peak)
+{
+    lkd_thread_memory(current, peak);
+}
+
+/* lkd_track_reset_peak - the peak restarts from the current traced bytes. */
+void lkd_track_reset_peak(void)
+{
+    lkd_thread_reset_peak();
+}
+
+/* lkd_track_before_dlclose - see track.h. */
+void lkd_track_before_dlclose(void)
+{
+    int saved = lkd_guard;
+    lkd_guard = 1;
+    lkd_fmt_totals_t t = {0};
+    lkd_thread_totals(&t);
+    lkd_modules_refresh(t.total_allocs + 1);
+    lkd_guard = saved;
+}
+
 /* fork: hold every shim lock across fork so the child never inherits one mid-update
  * (order as in table.h), then release in both processes. */
 static void fork_prepare(void)
 {
     lkd_guard = 1;
+    lkd_writer_lock();
     lkd_table_lock_all();
     lkd_stack_lock();
     lkd_thread_lock();
@@ -154,15 +211,23 @@ static void fork_prepare(void)
 static void fork_parent(void)
 {
     lkd_arena_unlock();
+    lkd_thread_unlock();
     lkd_stack_unlock();
     lkd_table_unlock_all();
+    lkd_writer_unlock();
     lkd_guard = 0;
 }
 
+/* The child is a new process with one thread: other threads' counter records are freed,
+ * the snapshot sequence restarts, and the writer thread is started again. */
 static void fork_child(void)
 {
+    lkd_thread_forked();
     fork_parent();
+    lkd_guard = 1;
     lkd_writer_forked();
+    lkd_control_forked();
+    lkd_guard = 0;
 }
 
 /* Finds the loader's range and counts the TLS modules the tracker brought (the shim,
@@ -214,6 +279,7 @@ __attribute__((noinline, cold)) bool lkd_track_init(void)
     }
     stack_init_counting_tls();
     lkd_thread_init();
+    atomic_store(&recording, lkd_config.start);
     lkd_writer_init();
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     state = LKD_ST_READY;
@@ -223,10 +289,44 @@ out:
     return state == LKD_ST_READY;
 }
 
+/* LEAKDIFF_CHILDREN=0: removes the shim from LD_PRELOAD in this process's environment, in
+ * place (the strings only get shorter), so programs it execs are not traced. */
+static void drop_from_preload(void)
+{
+    extern char **environ;
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0)
+            continue;
+        char *out = *e + 11, *in = out;
+        while (*in) {
+            size_t len = strcspn(in, ": ");
+            bool ours = memmem(in, len, "libleakdiff.so", 14) != NULL;
+            if (!ours) {
+                if (out != *e + 11)
+                    *out++ = ':';
+                memmove(out, in, len);
+                out += len;
+            }
+            in += len;
+            in += *in != '\0';
+        }
+        *out = '\0';
+    }
+}
+
+/* Work that must wait until libc is fully initialised: the writer thread and the signal
+ * handler (lazy initialisation may run inside the loader's first malloc). */
 __attribute__((constructor)) static void track_constructor(void)
 {
     if (atomic_load(&lkd_state) == LKD_ST_UNINIT)
         lkd_track_init();
+    if (atomic_load(&lkd_state) != LKD_ST_READY)
+        return;
+    lkd_guard = 1;
+    if (!lkd_config.children)
+        drop_from_preload();
+    lkd_control_start();
+    lkd_guard = 0;
 }
 
 /* The exit snapshot, from the shim's ELF destructor: it runs in _dl_fini, after the
@@ -236,9 +336,5 @@ __attribute__((destructor)) static void track_destructor(void)
 {
     if (atomic_load(&lkd_state) != LKD_ST_READY || !lkd_config.at_exit || lkd_guard)
         return;
-    lkd_fmt_totals_t totals = {0};
-    lkd_guard = 1;
-    lkd_track_totals(&totals);
-    lkd_writer_write("exit", LKD_FMT_F_EXIT, &totals);
-    lkd_guard = 0;
+    lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
 }

@@ -45,6 +45,19 @@ void lkd_track_free(void *ptr);
  * back with lkd_track_restore. */
 bool lkd_track_take(void *ptr, lkd_block_t *out);
 void lkd_track_restore(void *ptr, const lkd_block_t *block);
+/* Starts or stops recording new allocations (frees of recorded blocks are always
+ * processed). */
+void lkd_track_set_recording(bool on);
+bool lkd_track_recording(void);
+/* Writes a snapshot now (serialized with every other writer); 0 or -errno. Sets the guard
+ * itself. flags: enum lkd_fmt_process_flag. */
+int lkd_track_snapshot(const char *label, uint32_t flags);
+/* Current traced bytes and peak, for the program API. */
+void lkd_track_memory(uint64_t *current, uint64_t *peak);
+void lkd_track_reset_peak(void);
+/* Records the loader's module list before a dlclose, so the module stays in the map. */
+void lkd_track_before_dlclose(void);
+
 /* Current totals (bytes and blocks are filled in by the snapshot from its block copy). */
 void lkd_track_totals(lkd_fmt_totals_t *out);
 /* Marks the data incomplete (internal failure); warns once. */

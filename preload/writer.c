@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h> /* renameat only; no stdio streams are used */
 #include <string.h>
@@ -37,6 +38,8 @@ static char cwd[4096];
 static uint64_t start_mono_ns;
 static atomic_uint seq;
 static atomic_int last_warned_errno;
+/* One snapshot at a time (API, writer thread, exit); also held across fork. */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static uint64_t now_ns(clockid_t clock)
 {
@@ -84,6 +87,8 @@ void lkd_writer_forked(void)
 static void sanitize(char *out, size_t max, const char *s)
 {
     size_t n = 0;
+    if (!s)
+        s = "";
     for (; *s && n + 1 < max; s++) {
         char c = *s;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -354,6 +359,7 @@ int lkd_writer_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *
 {
     gathered_t g = {0};
     char safe_label[LABEL_MAX], exe[256], name[LABEL_MAX + 256 + 64];
+    pthread_mutex_lock(&write_lock);
     const char *base = strrchr(lkd_modules_exe(), '/');
     sanitize(exe, sizeof exe, base ? base + 1 : lkd_modules_exe());
     sanitize(safe_label, sizeof safe_label, label);
@@ -366,5 +372,18 @@ int lkd_writer_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *
     if (err)
         warn_errno(err == -ENOMEM ? "(out of memory)" : lkd_config.output, -err);
     gather_free(&g);
+    pthread_mutex_unlock(&write_lock);
     return err;
+}
+
+/* lkd_writer_lock - held across fork, so no snapshot is half written in the child. */
+void lkd_writer_lock(void)
+{
+    pthread_mutex_lock(&write_lock);
+}
+
+/* lkd_writer_unlock - releases lkd_writer_lock. */
+void lkd_writer_unlock(void)
+{
+    pthread_mutex_unlock(&write_lock);
 }

@@ -1,0 +1,19 @@
+/*
+ * control - snapshots on request: the signal (LEAKDIFF_SIGNAL), the interval timer
+ * (LEAKDIFF_INTERVAL), and the writer thread that serves both.
+ *
+ * The signal handler only counts the request and wakes the writer through an eventfd;
+ * the writer thread, which blocks every signal, writes the snapshot. So a snapshot is never
+ * written inside a signal handler or inside the program's malloc. Never calls the tracked
+ * malloc (the writer thread runs with the guard set).
+ */
+#ifndef LKD_CONTROL_H
+#define LKD_CONTROL_H
+
+/* Installs the handler (if the signal is still at its default disposition) and starts the
+ * writer thread when a signal or an interval is configured. Call once, after init. */
+void lkd_control_start(void);
+/* In a fork child: the writer thread did not survive the fork; start a new one. */
+void lkd_control_forked(void);
+
+#endif
