@@ -2,7 +2,10 @@
  * control - signal-driven and periodic snapshots, written by a dedicated thread.
  *
  * Invariants:
- * - The handler is async-signal-safe: an atomic increment and a write(2) to an eventfd.
+ * - The handler is async-signal-safe: an atomic increment and sem_post. A semaphore, not
+ *   a pipe or eventfd: it has no file descriptor, so a program that closes all its
+ *   descriptors (daemons do) or reuses their numbers can neither break the writer nor
+ *   receive the handler's bytes in one of its own files.
  * - Requests are counted, so several arriving while a snapshot is written are all served
  *   (each gets its own snapshot), never lost.
  * - The writer thread blocks all signals and keeps the guard set for its whole life, so
@@ -14,12 +17,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <semaphore.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +31,8 @@
 
 #define REQUEST_LABEL_MAX 256
 
-static int wake_fd = -1;
+static sem_t wake;
+static bool wake_ok;
 static atomic_uint pending;
 static bool handler_installed;
 
@@ -37,11 +40,8 @@ static void on_signal(int sig)
 {
     (void)sig;
     int saved = errno;
-    uint64_t one = 1;
     atomic_fetch_add_explicit(&pending, 1, memory_order_relaxed);
-    if (write(wake_fd, &one, sizeof one) < 0) {
-        /* eventfd counter full: the writer is awake anyway */
-    }
+    sem_post(&wake); /* EOVERFLOW only when already far ahead of the writer */
     errno = saved;
 }
 
@@ -74,39 +74,40 @@ static void serve_request(void)
     lkd_track_snapshot(label, 0);
 }
 
-static uint64_t now_s(void)
+static struct timespec now_mono(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec;
+    return ts;
 }
 
-/* Waits for a request or the next interval tick; serves whatever came. Never returns. */
+static bool reached(const struct timespec *t)
+{
+    struct timespec now = now_mono();
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* Waits for a request or the next interval tick (monotonic clock, so wall-clock changes do
+ * not move it); serves whatever came. Never returns. */
 static void *writer_main(void *arg)
 {
     (void)arg;
     lkd_guard = 1;
-    uint64_t next_tick = lkd_config.interval ? now_s() + lkd_config.interval : 0;
+    struct timespec tick = now_mono();
+    tick.tv_sec += lkd_config.interval;
     for (;;) {
-        int timeout = -1;
-        if (next_tick) {
-            uint64_t now = now_s();
-            timeout = next_tick > now ? (int)(next_tick - now) * 1000 : 0;
-        }
-        struct pollfd p = {wake_fd, POLLIN, 0};
-        if (poll(&p, 1, timeout) > 0) {
-            uint64_t count;
-            if (read(wake_fd, &count, sizeof count) < 0 && errno != EAGAIN) {
-                /* nothing to drain */
-            }
-        }
+        if (lkd_config.interval)
+            sem_clockwait(&wake, CLOCK_MONOTONIC, &tick); /* EINTR, ETIMEDOUT: look anyway */
+        else
+            sem_wait(&wake);
         while (atomic_load(&pending) > 0) {
             atomic_fetch_sub(&pending, 1);
             serve_request();
         }
-        if (next_tick && now_s() >= next_tick) {
+        if (lkd_config.interval && reached(&tick)) {
             lkd_track_snapshot("interval", 0);
-            next_tick = now_s() + lkd_config.interval;
+            tick = now_mono();
+            tick.tv_sec += lkd_config.interval;
         }
     }
     return NULL;
@@ -155,9 +156,9 @@ void lkd_control_start(void)
 {
     if (!lkd_config.signal && !lkd_config.interval)
         return;
-    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wake_fd < 0) {
-        lkd_log_warn("cannot create an eventfd (errno %d); signal and interval snapshots are off",
+    wake_ok = sem_init(&wake, 0, 0) == 0;
+    if (!wake_ok) {
+        lkd_log_warn("cannot create a semaphore (errno %d); signal and interval snapshots are off",
                      errno);
         return;
     }
@@ -167,23 +168,13 @@ void lkd_control_start(void)
         start_writer();
 }
 
-/* lkd_control_forked - see control.h. Guard held. The child inherited the handler, but
- * its eventfd shares the parent's file description (either writer could take the other's
- * wake-up), so it gets a fresh one under the same descriptor number, then a new thread. */
+/* lkd_control_forked - see control.h. Guard held. The child inherited the handler and a
+ * copy of the semaphore, possibly mid-update by the parent's writer: it starts afresh. */
 void lkd_control_forked(void)
 {
     atomic_store(&pending, 0);
-    if (wake_fd < 0 || !(handler_installed || lkd_config.interval))
+    if (!wake_ok || !(handler_installed || lkd_config.interval))
         return;
-    int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (fresh < 0 || dup3(fresh, wake_fd, O_CLOEXEC) < 0) {
-        lkd_log_warn("cannot create an eventfd in the forked child (errno %d); its signal and "
-                     "interval snapshots are off",
-                     errno);
-        if (fresh >= 0)
-            close(fresh);
-        return;
-    }
-    close(fresh);
+    sem_init(&wake, 0, 0);
     start_writer();
 }

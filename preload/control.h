@@ -2,7 +2,7 @@
  * control - snapshots on request: the signal (LEAKDIFF_SIGNAL), the interval timer
  * (LEAKDIFF_INTERVAL), and the writer thread that serves both.
  *
- * The signal handler only counts the request and wakes the writer through an eventfd;
+ * The signal handler only counts the request and wakes the writer with sem_post;
  * the writer thread, which blocks every signal, writes the snapshot. So a snapshot is never
  * written inside a signal handler or inside the program's malloc. Never calls the tracked
  * malloc (the writer thread runs with the guard set).
