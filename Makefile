@@ -103,7 +103,12 @@ $(B)/samples/%: samples/%.cc
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 $(SAMPLE_FLAGS) -o $@ $<
 
-samples: $(SAMPLES)
+# samples/plugin.c is also the shared library that samples/plugin dlopens and dlcloses.
+$(B)/samples/libplugin.so: samples/plugin.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(SAMPLE_FLAGS) -DLKD_PLUGIN -fPIC -shared -o $@ $<
+
+samples: $(SAMPLES) $(B)/samples/libplugin.so
 
 # The demo: one run's exit report, then what grew between a 200- and a 1000-request run.
 demo: deps

@@ -325,6 +325,7 @@ __attribute__((constructor)) static void track_constructor(void)
     lkd_guard = 1;
     if (!lkd_config.children)
         drop_from_preload();
+    lkd_writer_prepare();
     lkd_control_start();
     lkd_guard = 0;
 }

@@ -38,6 +38,7 @@ static char cwd[4096];
 static uint64_t start_mono_ns;
 static atomic_uint seq;
 static atomic_int last_warned_errno;
+static bool make_dirs(const char *dir);
 /* One snapshot at a time (API, writer thread, exit); also held across fork. */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -74,6 +75,14 @@ void lkd_writer_init(void)
         args[args_len++] = '\0'; /* truncated argument list */
     for (size_t i = 0; i < args_len; i++)
         argc += args[i] == '\0';
+}
+
+/* lkd_writer_prepare - creates the output directory at start-up, so that `leakdiff snap`
+ * can leave a request there before the first snapshot. Silent: a failure is reported
+ * once, by the first snapshot that cannot be written. */
+void lkd_writer_prepare(void)
+{
+    make_dirs(lkd_config.output);
 }
 
 /* lkd_writer_forked - the child of a fork numbers its snapshots from 1 again. */

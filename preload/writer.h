@@ -18,6 +18,8 @@ void lkd_writer_init(void);
 /* Writes one snapshot; returns 0 or -errno. flags: enum lkd_fmt_process_flag; totals: the
  * tracker's counters (live bytes and blocks are recomputed from the table copy). */
 int lkd_writer_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *totals);
+/* Creates the output directory if missing (start-up; silent). */
+void lkd_writer_prepare(void);
 /* The write lock, held across fork (first in the lock order). */
 void lkd_writer_lock(void);
 void lkd_writer_unlock(void);
