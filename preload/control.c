@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <semaphore.h>
@@ -34,6 +35,7 @@
 static sem_t wake;
 static bool wake_ok;
 static atomic_uint pending;
+static atomic_bool main_gone; /* main() left through pthread_exit */
 static bool handler_installed;
 
 static void on_signal(int sig)
@@ -87,6 +89,53 @@ static bool reached(const struct timespec *t)
     return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+/* Threads of this process, from /proc/self/stat (field 20); 0 when unknown. */
+static long thread_count(void)
+{
+    char buf[1024];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may contain spaces */
+    for (int field = 2; p && field < 20; field++)
+        p = strchr(p + 1, ' ');
+    long count = 0;
+    for (p = p ? p + 1 : NULL; p && *p >= '0' && *p <= '9'; p++)
+        count = count * 10 + (*p - '0');
+    return count;
+}
+
+/* Once main() has left through pthread_exit, the process must end when its last thread
+ * does, and glibc would then call exit(0); the writer thread must not keep it alive. So
+ * the writer looks every WATCH_MS and, when it is the only thread left, does what glibc
+ * would have done (which also writes the exit snapshot). */
+#define WATCH_MS 50
+static void exit_if_alone(void)
+{
+    /* The main thread stays in the count as a zombie until the process ends: 2 = it and us. */
+    if (thread_count() == 2) {
+        lkd_guard = 0;
+        exit(0);
+    }
+}
+
+static struct timespec watch_deadline(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_nsec += WATCH_MS * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 /* Waits for a request or the next interval tick (monotonic clock, so wall-clock changes do
  * not move it); serves whatever came. Never returns. */
 static void *writer_main(void *arg)
@@ -96,10 +145,15 @@ static void *writer_main(void *arg)
     struct timespec tick = now_mono();
     tick.tv_sec += lkd_config.interval;
     for (;;) {
-        if (lkd_config.interval)
+        if (atomic_load(&main_gone)) {
+            struct timespec watch = watch_deadline();
+            sem_clockwait(&wake, CLOCK_MONOTONIC, &watch);
+            exit_if_alone();
+        } else if (lkd_config.interval) {
             sem_clockwait(&wake, CLOCK_MONOTONIC, &tick); /* EINTR, ETIMEDOUT: look anyway */
-        else
+        } else {
             sem_wait(&wake);
+        }
         while (atomic_load(&pending) > 0) {
             atomic_fetch_sub(&pending, 1);
             serve_request();
@@ -166,6 +220,15 @@ void lkd_control_start(void)
         install_handler();
     if (handler_installed || lkd_config.interval)
         start_writer();
+}
+
+/* lkd_control_main_exited - see control.h. */
+void lkd_control_main_exited(void)
+{
+    if (!wake_ok)
+        return;
+    atomic_store(&main_gone, true);
+    sem_post(&wake);
 }
 
 /* lkd_control_forked - see control.h. Guard held. The child inherited the handler and a

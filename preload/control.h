@@ -13,6 +13,9 @@
 /* Installs the handler (if the signal is still at its default disposition) and starts the
  * writer thread when a signal or an interval is configured. Call once, after init. */
 void lkd_control_start(void);
+/* The main thread is leaving through pthread_exit: from now on the writer ends the process
+ * (exit(0), as glibc would) when it is the last thread left. */
+void lkd_control_main_exited(void);
 /* In a fork child: the writer thread did not survive the fork; start a new one. */
 void lkd_control_forked(void);
 

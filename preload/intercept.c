@@ -12,8 +12,11 @@
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <unistd.h>
 
+#include "control.h"
 #include "real.h"
 #include "track.h"
 
@@ -127,4 +130,17 @@ HOOK int dlclose(void *handle)
     if (atomic_load(&lkd_state) == LKD_ST_READY)
         lkd_track_before_dlclose();
     return real_dlclose ? real_dlclose(handle) : -1;
+}
+
+/* pthread_exit: when main() leaves this way, the process must still end with its last
+ * thread, which the shim's writer thread would otherwise outlive (see control.c). */
+HOOK void pthread_exit(void *ret)
+{
+    static void (*real_exit)(void *);
+    if (!real_exit)
+        *(void **)&real_exit = dlsym(RTLD_NEXT, "pthread_exit");
+    if (getpid() == gettid() && atomic_load(&lkd_state) == LKD_ST_READY)
+        lkd_control_main_exited();
+    real_exit(ret);
+    __builtin_unreachable();
 }
