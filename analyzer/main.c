@@ -6,11 +6,14 @@
  * Options may come before or after the positional arguments of top/diff/info; for run,
  * everything after `--` or after the first non-option argument is the command.
  * Reports go to stdout, except `run`'s text report, which goes to stderr so that CMD's own
- * stdout stays clean. The pipeline is: read snapshot -> symbolizer -> lkd_group_build ->
- * sort -> render -> write; each stage owns its memory and is freed here.
+ * stdout stays clean. `snap` prints only the new snapshot's path on stdout; it exits 1 when
+ * no snapshot came in time and 3 when it refused to signal the process. The pipeline is: read
+ * snapshot -> symbolizer -> lkd_group_build -> sort -> render -> write; each stage owns its memory
+ * and is freed here.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include "group.h"
 #include "report.h"
 #include "run.h"
+#include "snap.h"
 #include "snapshot.h"
 #include "symbols.h"
 #include "util.h"
@@ -39,6 +43,8 @@ typedef struct cli {
     const char **skip_modules;
     const char **skip_files;
     const char *output_dir; /* run -o */
+    const char *label;      /* snap --label */
+    double timeout;         /* snap --timeout, seconds */
     char **args;            /* positional arguments (for run: CMD ARGS) */
     int nargs;
 } cli_t;
@@ -54,6 +60,7 @@ static const char usage_text[] = "usage: leakdiff run [-o DIR] [OPTIONS] [--] CM
                                  "       leakdiff top [OPTIONS] SNAP\n"
                                  "       leakdiff diff [OPTIONS] OLD NEW\n"
                                  "       leakdiff info [--format F] SNAP\n"
+                                 "       leakdiff snap [--label L] [--timeout S] PID\n"
                                  "       leakdiff --help | --version\n";
 
 static const char help_text[] =
@@ -62,6 +69,7 @@ static const char help_text[] =
     "  top    live memory of a snapshot by group, largest first\n"
     "  diff   growth from snapshot OLD to snapshot NEW by group, largest growth first\n"
     "  info   process facts, totals and modules of a snapshot\n"
+    "  snap   ask the running traced process PID for a snapshot; print its path\n"
     "\n"
     "options:\n"
     "  --by KEY              group by function (default), line, file, module, traceback\n"
@@ -71,9 +79,12 @@ static const char help_text[] =
     "  --skip-module GLOB    also treat modules whose path matches GLOB as plumbing\n"
     "  --skip-file GLOB      also treat frames whose source file matches GLOB as plumbing\n"
     "  -o, --output DIR      run: where snapshots go (default $LEAKDIFF_OUTPUT or .)\n"
+    "  --label L             snap: label of the snapshot (default: signal)\n"
+    "  --timeout S           snap: seconds to wait for the file (default 10)\n"
     "  -h, --help            this help\n"
     "\n"
     "exit status: 0 ok, 2 usage error, 3 unreadable or invalid input;\n"
+    "snap exits 1 when no snapshot came in time, 3 when it refused to signal PID;\n"
     "run exits with CMD's status (128+N when killed by signal N, 127 not found,\n"
     "126 not executable, 125 when leakdiff could not run it).\n";
 
@@ -112,9 +123,25 @@ static const struct option long_options[] = {
     {"skip-module", required_argument, NULL, 'M'},
     {"skip-file", required_argument, NULL, 'S'},
     {"output", required_argument, NULL, 'o'},
+    {"label", required_argument, NULL, 'l'},
+    {"timeout", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
+
+/* Parses --timeout's value: seconds, a positive decimal number up to a day. */
+static bool parse_timeout(const char *s, double *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !(v > 0) || v > 86400)
+        return false;
+    *out = v;
+    return true;
+}
 
 /* Applies one option; returns 0, or EXIT_USAGE after saying what is wrong. */
 static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
@@ -138,6 +165,11 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
     case 'M': c->skip_modules[c->group.skip_module_count++] = arg; return 0;
     case 'S': c->skip_files[c->group.skip_file_count++] = arg; return 0;
     case 'o': c->output_dir = arg; return 0;
+    case 'l': c->label = arg; return 0;
+    case 't':
+        return parse_timeout(arg, &c->timeout)
+                   ? 0
+                   : usage_error(c->command, "bad --timeout '%s' (want seconds > 0)", arg);
     case ':': return usage_error(c->command, "option '%s' needs an argument", text);
     default: return usage_error(c->command, "unknown option '%s'", text);
     }
@@ -165,10 +197,16 @@ static int parse_options(cli_t *c, int argc, char **argv, bool run)
          (opt = getopt_long(argc, argv, run ? "+:n:o:h" : ":n:h", long_options, NULL)) != -1;) {
         if (opt == 'h')
             return print_help(), -1;
-        if (opt == 'o' && !run)
-            opt = '?', optopt = 0;
+        bool snap = !strcmp(c->command, "snap");
         char text[64]; /* the offending option as typed, for messages */
-        if (opt == '?' && optopt)
+        if ((opt == 'o' && !run) || ((opt == 'l' || opt == 't') && !snap)) {
+            /* valid for another command only: name it, not its argument */
+            snprintf(text, sizeof text, "%s",
+                     opt == 'o'   ? "-o"
+                     : opt == 'l' ? "--label"
+                                  : "--timeout");
+            opt = '?';
+        } else if (opt == '?' && optopt)
             snprintf(text, sizeof text, "-%c", optopt);
         else
             snprintf(text, sizeof text, "%s", argv[optind - 1]);
@@ -350,22 +388,32 @@ static void explain_no_snapshot(const lkd_run_result_t *r, const char *cmd)
                         "be writable, or it is statically linked or setuid (not traceable)\n");
 }
 
-/* Lists the exit snapshots of CMD's children (at most a few) so they can be opened. */
-static void list_others(const lkd_run_result_t *r)
+/*
+ * Lists every snapshot CMD's process tree wrote (pid, label, path; at most SHOWN lines, file
+ * names sanitized for the terminal) to stderr.
+ */
+static void list_written(const lkd_run_result_t *r)
 {
-    enum { SHOWN = 5 };
-    fprintf(stderr, "leakdiff: %zu exit snapshot%s from child processes:\n", r->other_count,
-            r->other_count == 1 ? "" : "s");
-    for (size_t i = 0; i < r->other_count && i < SHOWN; i++)
-        fprintf(stderr, "leakdiff:   %s\n", r->others[i]);
-    if (r->other_count > SHOWN)
-        fprintf(stderr, "leakdiff:   ... and %zu more in %s\n", r->other_count - SHOWN, r->dir);
+    enum { SHOWN = 40 };
+    const lkd_snap_list_t *w = &r->written;
+    lkd_buf_t b = LKD_BUF_INIT;
+    lkd_buf_printf(&b, "leakdiff: %zu snapshot%s written during the run (pid, label, file):\n",
+                   w->n, w->n == 1 ? "" : "s");
+    for (size_t i = 0; i < w->n && i < SHOWN; i++)
+        lkd_buf_printf(&b, "leakdiff:   %-7d %-10s %s/%s\n", (int)w->v[i].pid, w->v[i].label,
+                       r->dir, w->v[i].name);
+    if (w->n > SHOWN)
+        lkd_buf_printf(&b, "leakdiff:   ... and %zu more in %s\n", w->n - SHOWN, r->dir);
+    lkd_text_sanitize(&b, 0);
+    fputs(lkd_buf_str(&b), stderr);
+    lkd_buf_free(&b);
 }
 
 /*
- * Prints what `leakdiff run` found: the report of each exit snapshot of CMD (text to
- * stderr, its header naming the file; JSON to stdout, the path on stderr), notes about
- * the rest. Never changes the exit code.
+ * Prints what `leakdiff run` found: the list of every snapshot the process tree wrote (when
+ * there is more than CMD's exit snapshot), then the report of each exit snapshot of CMD
+ * (text to stderr, its header naming the file; JSON to stdout, the path on stderr). Never
+ * changes the exit code.
  */
 static void report_run(const cli_t *c, const lkd_run_result_t *r)
 {
@@ -373,6 +421,8 @@ static void report_run(const cli_t *c, const lkd_run_result_t *r)
     if (r->term_signal && r->snapshot_count == 0)
         fprintf(stderr, "leakdiff: %s was killed by signal %d (%s)\n", c->args[0], r->term_signal,
                 strsignal(r->term_signal));
+    if (r->written.n > r->snapshot_count)
+        list_written(r);
     if (r->snapshot_count == 0)
         explain_no_snapshot(r, c->args[0]);
     for (size_t i = 0; i < r->snapshot_count; i++) {
@@ -380,8 +430,6 @@ static void report_run(const cli_t *c, const lkd_run_result_t *r)
             fprintf(stderr, "leakdiff: exit snapshot: %s\n", r->snapshots[i]);
         top_report(json ? stdout : stderr, c, "run", r->snapshots[i]);
     }
-    if (r->other_count)
-        list_others(r);
 }
 
 static int cmd_run(const cli_t *c)
@@ -402,13 +450,33 @@ static int cmd_run(const cli_t *c)
     return status;
 }
 
+/* ---- snap ---------------------------------------------------------------------------- */
+
+static int cmd_snap(const cli_t *c)
+{
+    unsigned long long pid;
+    char *end, *path = NULL, err[1024];
+    errno = 0;
+    pid = strtoull(c->args[0], &end, 10);
+    if (c->args[0][0] < '0' || c->args[0][0] > '9' || *end || errno || pid == 0 || pid > INT_MAX)
+        return usage_error("snap", "bad PID '%s' (want a process id)", c->args[0]);
+    lkd_snap_opts_t o = {(pid_t)pid, c->label, c->timeout};
+    int rc = lkd_snap_request(&o, &path, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "leakdiff: %s\n", err);
+        return rc == -ETIMEDOUT || rc == -ECHILD ? 1 : EXIT_INPUT;
+    }
+    printf("%s\n", path);
+    free(path);
+    return fflush(stdout) == 0 ? 0 : EXIT_INPUT;
+}
+
 /* ---- dispatch ----------------------------------------------------------------------- */
 
 static const command_t commands[] = {
-    {"run", 1, -1, "CMD [ARGS...]", cmd_run},
-    {"top", 1, 1, "SNAP", cmd_top},
-    {"diff", 2, 2, "OLD NEW", cmd_diff},
-    {"info", 1, 1, "SNAP", cmd_info},
+    {"run", 1, -1, "CMD [ARGS...]", cmd_run}, {"top", 1, 1, "SNAP", cmd_top},
+    {"diff", 2, 2, "OLD NEW", cmd_diff},      {"info", 1, 1, "SNAP", cmd_info},
+    {"snap", 1, 1, "PID", cmd_snap},
 };
 
 static const command_t *find_command(const char *name)
@@ -431,7 +499,7 @@ static int check_args(const command_t *cmd, const cli_t *c)
 
 static int run_command(const command_t *cmd, int argc, char **argv)
 {
-    cli_t c = {.command = cmd->name, .limit = 10};
+    cli_t c = {.command = cmd->name, .limit = 10, .timeout = 10};
     int rc = parse_options(&c, argc, argv, cmd->fn == cmd_run);
     if (rc == 0)
         rc = check_args(cmd, &c);

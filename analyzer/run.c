@@ -1,5 +1,6 @@
 /*
- * run - `leakdiff run`: starts CMD with the shim preloaded, waits, finds its exit snapshot.
+ * run - `leakdiff run`: starts CMD with the shim preloaded, waits, finds the snapshots its
+ * process tree wrote (children, exec'd programs, signal, interval and API snapshots).
  *
  * Like a shell: CMD not found exits 127, not executable 126 (the child reports a failed
  * exec through a close-on-exec pipe), killed by a signal 128+N. While CMD runs, SIGINT,
@@ -11,6 +12,7 @@
  * child's pid is known (child_pid > 0; fork happens with those signals blocked).
  */
 #include "run.h"
+#include "snap.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -228,127 +230,22 @@ static int wait_status(pid_t pid, int *term_signal)
     return WEXITSTATUS(ws);
 }
 
-/* Parses digits between name[0] and end into *out; false when none or on overflow. */
-static bool parse_digits(const char *s, const char *end, unsigned long *out)
-{
-    unsigned long v = 0;
-    if (s == end)
-        return false;
-    for (; s < end; s++) {
-        if (*s < '0' || *s > '9' || v > (ULONG_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (unsigned long)(*s - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Start of the ".<digits>" field that ends at end, or NULL. */
-static const char *digit_field(const char *name, const char *end)
-{
-    const char *p = end;
-    while (p > name && p[-1] >= '0' && p[-1] <= '9')
-        p--;
-    return p < end && p > name && p[-1] == '.' ? p : NULL;
-}
-
 /*
  * True when name is a snapshot file name "<exe>.<pid>.<seq>.<label>.snap" with the given
  * label; sets *pid and *seq. The exe part may itself contain dots.
  */
 bool lkd_run_parse_name(const char *name, const char *label, pid_t *pid, unsigned *seq)
 {
-    size_t n = strlen(name), ll = strlen(label);
-    if (n < ll + 6 || strcmp(name + n - 5, ".snap") != 0)
+    const char *l;
+    size_t ll;
+    pid_t p;
+    unsigned s;
+    if (!lkd_snap_parse_name(name, &p, &s, &l, &ll) || ll != strlen(label) ||
+        strncmp(l, label, ll) != 0)
         return false;
-    const char *lab = name + n - 5 - ll;
-    if (strncmp(lab, label, ll) != 0 || lab == name || lab[-1] != '.')
-        return false;
-    const char *s = digit_field(name, lab - 1);
-    const char *p = s ? digit_field(name, s - 1) : NULL;
-    unsigned long sv, pv;
-    if (!p || p - 1 == name || !parse_digits(s, lab - 1, &sv) || !parse_digits(p, s - 1, &pv))
-        return false;
-    if (sv > UINT_MAX || pv > INT_MAX)
-        return false;
-    *pid = (pid_t)pv;
-    *seq = (unsigned)sv;
+    *pid = p;
+    *seq = s;
     return true;
-}
-
-/* One exit snapshot file in the output directory. */
-typedef struct found {
-    char *name; /* owned */
-    pid_t pid;
-    ino_t ino;
-    struct timespec mtime;
-} found_t;
-
-typedef struct found_list {
-    found_t *v;
-    size_t n;
-} found_list_t;
-
-static void found_free(found_list_t *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i].name);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
-}
-
-static int found_add(found_list_t *l, const char *name, pid_t pid, const struct stat *st)
-{
-    found_t *v = realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return -ENOMEM;
-    l->v = v;
-    v[l->n] = (found_t){strdup(name), pid, st->st_ino, st->st_mtim};
-    return v[l->n++].name ? 0 : -ENOMEM;
-}
-
-/* Lists the exit snapshots (regular files) in dir; none when dir cannot be read. */
-static int list_exit_snapshots(const char *dir, found_list_t *l)
-{
-    DIR *d = opendir(dir);
-    int rc = 0;
-    if (!d)
-        return 0;
-    for (struct dirent *de; !rc && (de = readdir(d));) {
-        pid_t pid;
-        unsigned seq;
-        struct stat st;
-        if (lkd_run_parse_name(de->d_name, "exit", &pid, &seq) &&
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-            rc = found_add(l, de->d_name, pid, &st);
-    }
-    closedir(d);
-    return rc;
-}
-
-static int cmp_name(const void *pa, const void *pb)
-{
-    return strcmp(((const found_t *)pa)->name, ((const found_t *)pb)->name);
-}
-
-static int cmp_time(const void *pa, const void *pb)
-{
-    const found_t *a = pa, *b = pb;
-    if (a->mtime.tv_sec != b->mtime.tv_sec)
-        return a->mtime.tv_sec < b->mtime.tv_sec ? -1 : 1;
-    if (a->mtime.tv_nsec != b->mtime.tv_nsec)
-        return a->mtime.tv_nsec < b->mtime.tv_nsec ? -1 : 1;
-    return strcmp(a->name, b->name);
-}
-
-/* True when f was already there before the run (same name, inode and mtime); before is
- * sorted by name. The shim renames a fresh file into place, so a rewrite changes both. */
-static bool unchanged(const found_list_t *before, const found_t *f)
-{
-    const found_t *o = before->n ? bsearch(f, before->v, before->n, sizeof *f, cmp_name) : NULL;
-    return o && o->ino == f->ino && o->mtime.tv_sec == f->mtime.tv_sec &&
-           o->mtime.tv_nsec == f->mtime.tv_nsec;
 }
 
 /* Appends dir/name to the path vector *v of *n entries. Returns 0 or -ENOMEM. */
@@ -364,27 +261,39 @@ static int paths_add(char ***v, size_t *n, const char *dir, const char *name)
     return 0;
 }
 
-/*
- * Collects the exit snapshots that appeared in r->dir during the run, oldest first: CMD's
- * own (more than one when it exec'd another traced program) into r->snapshots, those of
- * its child processes into r->others. before: the listing from before the run.
- */
-static int collect_new(lkd_run_result_t *r, const found_list_t *before)
+/* Moves f (its strings included) to the end of list. Returns 0 or -ENOMEM. */
+static int move_file(lkd_snap_list_t *list, lkd_snap_file_t *f)
 {
-    found_list_t after = {0};
-    int rc = list_exit_snapshots(r->dir, &after);
-    if (!rc && after.n)
-        qsort(after.v, after.n, sizeof *after.v, cmp_time);
+    lkd_snap_file_t *v = realloc(list->v, (list->n + 1) * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    list->v = v;
+    v[list->n++] = *f;
+    f->name = f->label = NULL;
+    return 0;
+}
+
+/*
+ * Collects the snapshots that appeared in r->dir during the run, oldest first: every one
+ * (any process of CMD's tree, any label) into r->written, and CMD's own exit snapshots
+ * (more than one when it exec'd another traced program) into r->snapshots. before: the
+ * listing from before the run, sorted by name.
+ */
+static int collect_new(lkd_run_result_t *r, const lkd_snap_list_t *before)
+{
+    lkd_snap_list_t after;
+    int rc = lkd_snap_list_dir(r->dir, 0, &after);
+    lkd_snap_list_sort_by_time(&after);
     for (size_t i = 0; !rc && i < after.n; i++) {
-        const found_t *f = &after.v[i];
-        if (unchanged(before, f))
+        lkd_snap_file_t *f = &after.v[i];
+        if (lkd_snap_list_unchanged(before, f))
             continue;
-        if (f->pid == r->pid)
+        if (f->pid == r->pid && !strcmp(f->label, "exit"))
             rc = paths_add(&r->snapshots, &r->snapshot_count, r->dir, f->name);
-        else
-            rc = paths_add(&r->others, &r->other_count, r->dir, f->name);
+        if (!rc)
+            rc = move_file(&r->written, f);
     }
-    found_free(&after);
+    lkd_snap_list_free(&after);
     return rc;
 }
 
@@ -397,7 +306,7 @@ int lkd_run(const lkd_run_opts_t *opts, lkd_run_result_t *res, char *err, size_t
 {
     char self[PATH_MAX], *shim = NULL;
     struct sigaction saved[FORWARDED_COUNT];
-    found_list_t before = {0};
+    lkd_snap_list_t before = {NULL, 0};
     memset(res, 0, sizeof *res);
     err[0] = '\0';
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -406,10 +315,9 @@ int lkd_run(const lkd_run_opts_t *opts, lkd_run_result_t *res, char *err, size_t
     if (rc || (rc = output_dir(opts->output_dir, &res->dir)) ||
         (rc = set_env(shim, res->dir, err, errlen)))
         goto out;
-    if ((rc = list_exit_snapshots(res->dir, &before)))
+    if ((rc = lkd_snap_list_dir(res->dir, 0, &before)))
         goto out;
-    if (before.n)
-        qsort(before.v, before.n, sizeof *before.v, cmp_name);
+    lkd_snap_list_sort_by_name(&before);
     install_forwarding(saved);
     rc = spawn(opts->argv, saved, &res->pid, &res->exec_errno);
     if (!rc)
@@ -426,7 +334,7 @@ int lkd_run(const lkd_run_opts_t *opts, lkd_run_result_t *res, char *err, size_t
 out:
     if (rc && !err[0])
         snprintf(err, errlen, "%s", strerror(-rc));
-    found_free(&before);
+    lkd_snap_list_free(&before);
     free(shim);
     return rc;
 }
@@ -436,10 +344,8 @@ void lkd_run_result_free(lkd_run_result_t *res)
 {
     for (size_t i = 0; i < res->snapshot_count; i++)
         free(res->snapshots[i]);
-    for (size_t i = 0; i < res->other_count; i++)
-        free(res->others[i]);
     free(res->snapshots);
-    free(res->others);
+    lkd_snap_list_free(&res->written);
     free(res->dir);
     memset(res, 0, sizeof *res);
 }

@@ -1,5 +1,6 @@
 /*
- * run - `leakdiff run`: runs a command under the shim and finds its exit snapshot(s).
+ * run - `leakdiff run`: runs a command under the shim and finds the snapshots its process
+ * tree wrote.
  *
  * Paths in lkd_run_result_t are absolute and owned by it.
  * Process handling only (shim lookup, environment, fork/exec, waiting, signal forwarding,
@@ -11,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+
+#include "snap.h"
 
 typedef struct lkd_run_opts {
     const char *output_dir; /* -o DIR; NULL: inherited LEAKDIFF_OUTPUT, else "." */
@@ -26,8 +29,8 @@ typedef struct lkd_run_result {
     char *dir;        /* absolute output directory (owned) */
     char **snapshots; /* exit snapshots of pid written during the run, oldest first */
     size_t snapshot_count;
-    char **others; /* exit snapshots of CMD's child processes, oldest first */
-    size_t other_count;
+    lkd_snap_list_t written; /* every snapshot written in dir during the run, by any
+                                process of CMD's tree, any label, oldest first */
 } lkd_run_result_t;
 
 int lkd_run(const lkd_run_opts_t *opts, lkd_run_result_t *res, char *err, size_t errlen);

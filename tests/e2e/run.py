@@ -6,15 +6,24 @@ Run with Debian's interpreter from the top of the tree, after `make all samples`
     /usr/bin/python3 tests/e2e/run.py [-k SUBSTRING] [-j JOBS] [-v]
 
 What is checked:
-  * every sample (samples/*.c, samples/*.cc) under `leakdiff run`: its exit status passes
-    through, exactly one exit snapshot is written, and `leakdiff top --format json -n 0`
-    reports the totals and every site that the EXPECT lines of the sample's opening comment
-    state - bytes and blocks, exactly; valgrind (--run-libc-freeres=no --run-cxx-freeres=no)
-    is the oracle: its "in use at exit" must equal the snapshot's totals;
+  * every sample (samples/*.c, *.cc, *.py) under `leakdiff run`: its exit status passes
+    through, it writes exactly the snapshots its opening comment says (the exit snapshot,
+    API snapshots, a fork child's), `leakdiff run` names them all, and `leakdiff top` and
+    `leakdiff diff` report the totals, sites and growth its EXPECT lines state - bytes and
+    blocks, exactly; valgrind (--run-libc-freeres=no --run-cxx-freeres=no) is the oracle:
+    its "in use at exit" must equal the exit snapshot's totals, for fork children too;
   * `leakdiff diff` of two runs of growing_leak with different request counts (different
     processes, different ASLR) shows exactly the growth the sample's comment predicts;
   * python3 (PYTHONMALLOC=malloc) and sqlite3, programs nobody here wrote: they behave as
     without the shim, and their snapshot totals equal valgrind's;
+  * snapshots on request: `leakdiff snap PID` on a running program (exact, with and without
+    --label), its refusals (untraced, gone, zombie, another user's, LEAKDIFF_SIGNAL=none,
+    signal ignored: exit 3 and no signal sent), a timeout, requests queued while a 1M-block
+    snapshot is written, LEAKDIFF_INTERVAL, LEAKDIFF_START=0, labels that try to escape the
+    output directory;
+  * the program API with and without the shim (traced memory, peak, reset_peak; ctypes);
+  * the lifecycle: fork, exec through a shell, LEAKDIFF_CHILDREN=0, vfork and posix_spawn,
+    a dlclose'd plugin, snapshots while threads start and exit, a main that pthread_exits;
   * bad input: missing, foreign, truncated, corrupted and too-new snapshots (exit 3, one
     line naming the file), usage errors (exit 2), a missing command (127), an unwritable
     output directory and bad LEAKDIFF_* values (one warning, program unaffected).
@@ -28,11 +37,14 @@ Only the standard library of Debian's python3 is used.
 """
 
 import argparse
+import collections
 import concurrent.futures
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -52,78 +64,133 @@ PYTHON = "/usr/bin/python3"  # Debian's, not whatever python3 is first on PATH
 SQLITE = "/usr/bin/sqlite3"
 VALGRIND = shutil.which("valgrind") or "/usr/bin/valgrind"
 TIMEOUT = 300  # seconds for any one command; a hang fails the test instead of the suite
+SAMPLE_TIMEOUT = 60  # seconds for a sample under `leakdiff run` (each takes 1-3)
 
-SNAP_NAME = re.compile(r"^(?P<exe>.+)\.(?P<pid>\d+)\.(?P<seq>\d{4})\.(?P<label>[^./]+)\.snap$")
+# <exe>.<pid>.<seq>.<label>.snap; exe and label may contain dots: the shortest label wins, as
+# in the analyzer (lkd_snap_parse_name).
+SNAP_NAME = re.compile(r"^(?P<exe>.+)\.(?P<pid>\d+)\.(?P<seq>\d{4,})\.(?P<label>[^/]+?)\.snap$")
+SnapFile = collections.namedtuple("SnapFile", "name path exe pid seq label")
 VG_IN_USE = re.compile(r"in use at exit: ([\d,]+) bytes in ([\d,]+) blocks")
 
 # --------------------------------------------------------------------------------------------
 # The EXPECT lines of a sample's opening comment.
 
 
-class Expect:
-    """What a sample's opening comment promises.
+class Figures:
+    """Expected figures of one snapshot (or of every snapshot of one scope)."""
 
-    Grammar, one per line inside the first /* ... */ comment:
-        EXPECT total bytes=N blocks=N                     live at exit (snapshot, valgrind)
-        EXPECT site function=NAME bytes=N blocks=N        one group of `top --by function`
-        EXPECT other bytes=N blocks=N                     live memory in no listed site
-        EXPECT per-request function=NAME bytes=N blocks=N growth per request (growing_leak)
-        EXPECT status=N                                   exit status (default 0)
+    def __init__(self):
+        self.total = None
+        self.other = None
+        self.sites = {}
+
+
+class Expect:
+    """What a sample's opening comment (C) or docstring (Python) promises.
+
+    Grammar, one per line inside the first /* ... */ comment or the module docstring:
+        EXPECT [@SCOPE] total bytes=N blocks=N              live memory of the snapshot(s)
+        EXPECT [@SCOPE] site function=NAME bytes=N blocks=N one group of `top --by function`
+        EXPECT [@SCOPE] other bytes=N blocks=N              live memory in no listed site
+        EXPECT per-request function=NAME bytes=N blocks=N   growth per request (growing_leak)
+        EXPECT diff OLD NEW total bytes=N blocks=N          growth from the main process's
+        EXPECT diff OLD NEW function=NAME bytes=N blocks=N    snapshot OLD to NEW (labels)
+        EXPECT snapshots=N             files the whole run writes (default 1: the exit snapshot)
+        EXPECT valgrind bytes=N blocks=N  valgrind's "in use at exit" when it differs from the
+                                          exit snapshot by design (the comment says why)
+        EXPECT status=N                                     exit status (default 0)
+    SCOPE: none = the exit snapshot of the program leakdiff started; @LABEL = every snapshot
+    that program wrote with that label (at least one); @child = the exit snapshot of every
+    other process (at least one; a fork child), which valgrind must also agree with.
     NAME runs up to " bytes=" and may contain spaces (C++ signatures).
+    "EXPECT total" is required (for the exit snapshot) unless the sample is a Python script.
     """
 
-    LINE = re.compile(r"^\s*\*?\s*EXPECT\s+(?P<kind>[\w-]+)(?P<rest>.*)$")
+    LINE = re.compile(r"^\s*[*#]?\s*EXPECT\s+(?:@(?P<scope>[\w.-]+)\s+)?(?P<kind>[\w-]+)"
+                      r"(?P<rest>.*)$")
     COUNTS = re.compile(r"^\s*bytes=(\d+)\s+blocks=(\d+)\s*$")
     SITE = re.compile(r"^\s*function=(.+?)\s+bytes=(\d+)\s+blocks=(\d+)\s*$")
+    DIFF = re.compile(r"^\s*(?P<old>[\w.-]+)\s+(?P<new>[\w.-]+)\s+(?:total|function=(?P<fn>.+?))"
+                      r"\s+bytes=(?P<bytes>\d+)\s+blocks=(?P<blocks>\d+)\s*$")
 
     def __init__(self, path):
         self.path = path
-        self.name = os.path.splitext(os.path.basename(path))[0]
-        self.total = None
-        self.other = None
+        self.name, ext = os.path.splitext(os.path.basename(path))
+        self.python = ext == ".py"
+        self.scopes = {"exit": Figures()}  # "exit", a label, or "child"
         self.status = 0
-        self.sites = {}
+        self.snapshots = 1
+        self.valgrind = None
         self.per_request = {}
+        self.diffs = {}  # (old, new) -> {"total" or function name: (bytes, blocks)}
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        if not text.startswith("/*") or "*/" not in text:
-            raise ValueError("%s: does not open with a comment" % path)
-        comment = text[: text.index("*/")]
-        for n, line in enumerate(comment.splitlines(), 1):
+        for n, line in enumerate(self._opening(text).splitlines(), 1):
             m = self.LINE.match(line)
             if m:
-                self._parse(m.group("kind"), m.group("rest"), "%s:%d" % (path, n))
-        if self.total is None:
+                self._parse(m.group("scope"), m.group("kind"), m.group("rest"),
+                            "%s:%d" % (path, n))
+        if self.total is None and not self.python:
             raise ValueError("%s: no 'EXPECT total' line in its opening comment" % path)
 
-    def _parse(self, kind, rest, where):
+    def _opening(self, text):
+        if self.python:
+            if not text.startswith('"""') or text.count('"""') < 2:
+                raise ValueError("%s: does not open with a docstring" % self.path)
+            return text[3: text.index('"""', 3)]
+        if not text.startswith("/*") or "*/" not in text:
+            raise ValueError("%s: does not open with a comment" % self.path)
+        return text[: text.index("*/")]
+
+    # The exit snapshot's figures, as before scopes existed.
+    total = property(lambda self: self.scopes["exit"].total)
+    other = property(lambda self: self.scopes["exit"].other)
+    sites = property(lambda self: self.scopes["exit"].sites)
+
+    def _parse(self, scope, kind, rest, where):
+        fig = self.scopes.setdefault(scope or "exit", Figures())
+        if scope and kind not in ("total", "other", "site"):
+            raise ValueError("%s: @%s applies to total, site and other only" % (where, scope))
         if kind in ("total", "other"):
             m = self.COUNTS.match(rest)
             if not m:
                 raise ValueError("%s: expected 'EXPECT %s bytes=N blocks=N'" % (where, kind))
-            setattr(self, kind, (int(m.group(1)), int(m.group(2))))
+            setattr(fig, kind, (int(m.group(1)), int(m.group(2))))
         elif kind in ("site", "per-request"):
             m = self.SITE.match(rest)
             if not m:
                 raise ValueError("%s: expected 'EXPECT %s function=NAME bytes=N blocks=N'"
                                  % (where, kind))
-            table = self.sites if kind == "site" else self.per_request
+            table = fig.sites if kind == "site" else self.per_request
             if m.group(1) in table:
                 raise ValueError("%s: function %s listed twice" % (where, m.group(1)))
             table[m.group(1)] = (int(m.group(2)), int(m.group(3)))
-        elif kind.startswith("status"):
-            m = re.match(r"^status=(\d+)$", (kind + rest).strip())
+        elif kind == "diff":
+            m = self.DIFF.match(rest)
             if not m:
-                raise ValueError("%s: expected 'EXPECT status=N'" % where)
-            self.status = int(m.group(1))
+                raise ValueError("%s: expected 'EXPECT diff OLD NEW total|function=NAME "
+                                 "bytes=N blocks=N'" % where)
+            key = m.group("fn") or "total"
+            self.diffs.setdefault((m.group("old"), m.group("new")), {})[key] = (
+                int(m.group("bytes")), int(m.group("blocks")))
+        elif kind == "valgrind":
+            m = self.COUNTS.match(rest)
+            if not m:
+                raise ValueError("%s: expected 'EXPECT valgrind bytes=N blocks=N'" % where)
+            self.valgrind = (int(m.group(1)), int(m.group(2)))
+        elif kind.startswith(("status", "snapshots")):
+            m = re.match(r"^(status|snapshots)=(\d+)$", (kind + rest).strip())
+            if not m:
+                raise ValueError("%s: expected 'EXPECT %s=N'" % (where, kind))
+            setattr(self, m.group(1), int(m.group(2)))
         else:
             raise ValueError("%s: unknown EXPECT kind %r" % (where, kind))
 
 
 def sample_sources():
-    """samples/*.c and samples/*.cc, sorted by name."""
+    """samples/*.c, samples/*.cc and samples/*.py, sorted by name."""
     return sorted(os.path.join(SAMPLE_SRC, f) for f in os.listdir(SAMPLE_SRC)
-                  if f.endswith((".c", ".cc")))
+                  if f.endswith((".c", ".cc", ".py")))
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,10 +208,34 @@ def clean_env(**extra):
 
 
 def run(cmd, env=None, input=None, cwd=None, timeout=TIMEOUT):
-    """Runs cmd; returns CompletedProcess with text stdout/stderr (undecodable bytes kept)."""
-    return subprocess.run(cmd, env=env if env is not None else clean_env(), input=input,
-                          cwd=cwd, capture_output=True, text=True, errors="backslashreplace",
-                          timeout=timeout)
+    """Runs cmd; returns CompletedProcess with text stdout/stderr (undecodable bytes kept).
+
+    cmd runs in a session of its own, stdin empty unless input is given; on a timeout the
+    whole session is killed (a hung grandchild too) and the test fails, naming the command."""
+    with subprocess.Popen(cmd, env=env if env is not None else clean_env(), cwd=cwd,
+                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          errors="backslashreplace", start_new_session=True) as p:
+        try:
+            out, err = p.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_session(p.pid)
+            out, err = p.communicate()
+            raise AssertionError("timed out after %s s, killed:%s" % (
+                timeout, describe(subprocess.CompletedProcess(cmd, None, out, err))))
+    kill_session(p.pid)  # what is left of its session once it ended would hang around
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def kill_session(sid):
+    """SIGKILL to every process of session sid (what a hung test leaves behind)."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getsid(int(entry)) == sid:
+                    os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def describe(proc):
@@ -195,10 +286,10 @@ class Case(unittest.TestCase):
         if not os.access(path, os.X_OK):
             self.fail("%s is missing: %s (run `make all samples`)" % (what, path))
 
-    def leakdiff(self, *args, expect=0, env=None, input=None):
+    def leakdiff(self, *args, expect=0, env=None, input=None, timeout=TIMEOUT):
         """Runs build/leakdiff ARGS and asserts its exit status."""
         self.need(LEAKDIFF, "the analyzer")
-        proc = run([LEAKDIFF] + list(args), env=env, input=input)
+        proc = run([LEAKDIFF] + list(args), env=env, input=input, timeout=timeout)
         if expect is not None:
             self.assertEqual(proc.returncode, expect,
                              "unexpected exit status:" + describe(proc))
@@ -242,6 +333,54 @@ class Case(unittest.TestCase):
         self.assertEqual(mode, 0o600, "%s has mode %o, not 0600" % (path, mode))
         return path
 
+    def snapshots_in(self, out, proc=None, writing=False):
+        """Every file in out, each a snapshot with a proper name and mode 0600: SnapFiles,
+        oldest first (by pid, then sequence). writing: skip the shim's temporary files (dot
+        files), for directories a running process writes to."""
+        files = []
+        for name in sorted(os.listdir(out)):
+            if writing and name.startswith("."):
+                continue
+            m = SNAP_NAME.match(name)
+            self.assertIsNotNone(m, "%r in %s is not <exe>.<pid>.<seq>.<label>.snap%s"
+                                 % (name, out, describe(proc) if proc is not None else ""))
+            path = os.path.join(out, name)
+            mode = os.stat(path).st_mode & 0o777
+            self.assertEqual(mode, 0o600, "%s has mode %o, not 0600" % (path, mode))
+            files.append(SnapFile(name, path, m.group("exe"), int(m.group("pid")),
+                                  int(m.group("seq")), m.group("label")))
+        return sorted(files, key=lambda f: (f.pid, f.seq))
+
+    def valgrind_per_process(self, cmd, env=None, input=None):
+        """valgrind's "in use at exit" (bytes, blocks) for cmd's own process and, as a dict by
+        pid, for each process it forked (valgrind follows forks, not execs); run as
+        valgrind_in_use runs it."""
+        if not os.access(VALGRIND, os.X_OK):
+            self.skipTest("valgrind is not installed (the oracle); `make deps` installs it")
+        log = os.path.join(self.tmp, "vg.%d" % time.monotonic_ns())
+        proc = subprocess.Popen([VALGRIND, "--tool=memcheck", "--run-libc-freeres=no",
+                                 "--run-cxx-freeres=no", "--leak-check=no",
+                                 "--log-file=" + log + ".%p"] + list(cmd),
+                                env=env if env is not None else clean_env(),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, errors="backslashreplace")
+        out, err = proc.communicate(input, timeout=TIMEOUT)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        figures = {}
+        prefix = os.path.basename(log) + "."
+        for name in os.listdir(self.tmp):
+            if name.startswith(prefix):
+                with open(os.path.join(self.tmp, name), errors="replace") as f:
+                    m = VG_IN_USE.search(f.read())
+                self.assertIsNotNone(m, "no 'in use at exit' in valgrind's log %s:%s"
+                                     % (name, describe(done)))
+                figures[int(name[len(prefix):])] = (int(m.group(1).replace(",", "")),
+                                                    int(m.group(2).replace(",", "")))
+        self.assertIn(proc.pid, figures, "no valgrind log for the program itself:"
+                      + describe(done))
+        main = figures.pop(proc.pid)
+        return main, figures
+
     def valgrind_in_use(self, cmd, env=None, input=None):
         """valgrind's "in use at exit" (bytes, blocks) for cmd, run exactly as the shim saw it
         except for the tool: libc and libstdc++ are not told to free their memory at exit."""
@@ -277,50 +416,131 @@ class Case(unittest.TestCase):
 class Samples(Case):
     """One test per sample, generated below from the samples directory."""
 
-    def check_sample(self, src):
-        exp = Expect(src)
-        binary = os.path.join(SAMPLE_BIN, exp.name)
-        self.need(binary, "sample binary")
-        snap, proc = self.run_traced([binary], status=exp.status)
-        self.assertTrue(os.path.basename(snap) in proc.stdout + proc.stderr,
-                        "`leakdiff run` does not name its snapshot:" + describe(proc))
-        doc = self.top(snap)
-        self.assertEqual(doc.get("command"), "top")
-        got_total = (doc["totals"]["bytes"], doc["totals"]["blocks"])
-        vg_total, _ = self.valgrind_in_use([binary])
+    def figure_problems(self, doc, fig, what):
+        """How the top report doc differs from the expected figures fig (a list of lines)."""
         problems = []
-        if got_total != exp.total:
-            problems.append("total: comment says bytes=%d blocks=%d, snapshot has bytes=%d "
-                            "blocks=%d" % (exp.total + got_total))
-        if vg_total != got_total:
-            problems.append("total: valgrind has bytes=%d blocks=%d in use at exit, snapshot "
-                            "bytes=%d blocks=%d" % (vg_total + got_total))
+        got_total = (doc["totals"]["bytes"], doc["totals"]["blocks"])
+        if fig.total is not None and got_total != fig.total:
+            problems.append("%s total: comment says bytes=%d blocks=%d, snapshot has bytes=%d "
+                            "blocks=%d" % ((what,) + fig.total + got_total))
         groups = self.groups_by_key(doc)
-        for fn, want in sorted(exp.sites.items()):
+        for fn, want in sorted(fig.sites.items()):
             g = groups.get(fn)
             got = (g["bytes"], g["blocks"]) if g else None
             if got != want:
-                problems.append("site %s: comment says bytes=%d blocks=%d, snapshot has %s"
-                                % (fn, want[0], want[1],
+                problems.append("%s site %s: comment says bytes=%d blocks=%d, snapshot has %s"
+                                % (what, fn, want[0], want[1],
                                    "bytes=%d blocks=%d" % got if got else "no such group"))
-        if exp.other is not None:
-            other = (sum(g["bytes"] for k, g in groups.items() if k not in exp.sites),
-                     sum(g["blocks"] for k, g in groups.items() if k not in exp.sites))
-            if other != exp.other:
-                problems.append("other (groups not listed): comment says bytes=%d blocks=%d, "
-                                "snapshot has bytes=%d blocks=%d" % (exp.other + other))
+        if fig.other is not None:
+            other = (sum(g["bytes"] for k, g in groups.items() if k not in fig.sites),
+                     sum(g["blocks"] for k, g in groups.items() if k not in fig.sites))
+            if other != fig.other:
+                problems.append("%s other (groups not listed): comment says bytes=%d blocks=%d, "
+                                "snapshot has bytes=%d blocks=%d" % ((what,) + fig.other + other))
         if problems:
-            shown = "\n    ".join("%s  %s B in %s blocks" % (g["key"], g["bytes"], g["blocks"])
-                                  for g in doc["groups"][:30])
-            self.fail("%s (snapshot %s):\n  - %s\n  groups in the snapshot:\n    %s"
-                      % (exp.name, snap, "\n  - ".join(problems), shown or "(none)"))
-        self.assert_totals_add_up(doc, "top of " + snap)
+            problems.append("groups in %s:\n      %s" % (doc["snapshots"][-1]["path"], "\n      ".join(
+                "%s  %s B in %s blocks" % (g["key"], g["bytes"], g["blocks"])
+                for g in doc["groups"][:30]) or "(none)"))
+        return problems
+
+    def scope_snapshots(self, scope, files, main):
+        """The snapshots an EXPECT scope applies to."""
+        if scope == "exit":
+            return [main]
+        if scope == "child":
+            return [f for f in files if f.pid != main.pid and f.label == "exit"]
+        return [f for f in files if f.pid == main.pid and f.label == scope]
+
+    def diff_problems(self, exp, files, main):
+        problems = []
+        for (old, new), want in sorted(exp.diffs.items()):
+            pair = [self.scope_snapshots(label, files, main) for label in (old, new)]
+            if [len(p) for p in pair] != [1, 1]:
+                problems.append("diff %s %s: want one snapshot of each label, found %s"
+                                % (old, new, [f.name for f in files]))
+                continue
+            doc = self.json_of("diff", "--format", "json", "-n", "0", pair[0][0].path,
+                               pair[1][0].path)
+            groups = self.groups_by_key(doc)
+            for key, w in sorted(want.items()):
+                if key == "total":
+                    got = (doc["totals"]["bytes_diff"], doc["totals"]["blocks_diff"])
+                else:
+                    g = groups.get(key)
+                    got = (g["bytes_diff"], g["blocks_diff"]) if g else None
+                if got != w:
+                    problems.append("diff %s %s %s: comment says bytes=%d blocks=%d, the diff "
+                                    "has %s" % (old, new, key, w[0], w[1], got))
+        return problems
+
+    def valgrind_problems(self, exp, cmd, files, main):
+        """valgrind's figures for the program (and its fork children) against the snapshots."""
+        vg_main, vg_children = self.valgrind_per_process(cmd)
+        got = self.top(main.path)["totals"]
+        got = (got["bytes"], got["blocks"])
+        want = exp.valgrind or got
+        problems = []
+        if vg_main != want:
+            problems.append("valgrind has bytes=%d blocks=%d in use at exit, %s bytes=%d "
+                            "blocks=%d" % (vg_main + ("the comment says" if exp.valgrind
+                                                      else "the snapshot has",) + want))
+        children = self.scope_snapshots("child", files, main)
+        if children or vg_children:
+            want_children = sorted(tuple(self.top(f.path)["totals"][k] for k in ("bytes", "blocks"))
+                                   for f in children)
+            if sorted(vg_children.values()) != want_children:
+                problems.append("children: valgrind has %s in use at exit, the snapshots %s"
+                                % (sorted(vg_children.values()), want_children))
+        return problems
+
+    def check_sample(self, src):
+        exp = Expect(src)
+        if exp.python:
+            self.need(PYTHON, "Debian's python3")
+            cmd = [PYTHON, src]
+        else:
+            cmd = [os.path.join(SAMPLE_BIN, exp.name)]
+            self.need(cmd[0], "sample binary")
+        out = self.mkdir("out")
+        proc = self.leakdiff("run", "-o", out, "--", *cmd, expect=exp.status,
+                             timeout=SAMPLE_TIMEOUT)
+        files = self.snapshots_in(out, proc)
+        self.assertEqual(len(files), exp.snapshots, "%s: the comment says the run writes %d "
+                         "snapshot(s), found %s%s" % (exp.name, exp.snapshots,
+                                                      [f.name for f in files], describe(proc)))
+        m = re.search(r"^leakdiff: exit snapshot: (.+)$", proc.stderr, re.M)
+        self.assertIsNotNone(m, "`leakdiff run` does not name its exit snapshot:" + describe(proc))
+        mains = [f for f in files if f.path == m.group(1)]
+        self.assertEqual(len(mains), 1, "`leakdiff run` names %s, not in %s"
+                         % (m.group(1), [f.name for f in files]))
+        main = mains[0]
+        self.assertEqual(main.label, "exit")
+        if len(files) > 1:
+            for f in files:
+                self.assertIn("%-7d %-10s %s" % (f.pid, f.label, f.path), proc.stderr,
+                              "`leakdiff run` lists every snapshot of the run:" + describe(proc))
+        problems = []
+        for scope, fig in sorted(exp.scopes.items()):
+            chosen = self.scope_snapshots(scope, files, main)
+            if not chosen:
+                problems.append("@%s: no such snapshot among %s" % (scope, [f.name for f in files]))
+            for f in chosen:
+                doc = self.top(f.path)
+                self.assertEqual(doc.get("command"), "top")
+                self.assert_totals_add_up(doc, "top of " + f.path)
+                problems += self.figure_problems(doc, fig, "" if scope == "exit" else "@" + scope)
+        problems += self.diff_problems(exp, files, main)
+        if not exp.python:
+            problems += self.valgrind_problems(exp, cmd, files, main)
+        if problems:
+            self.fail("%s (snapshots in %s):\n  - %s" % (exp.name, out, "\n  - ".join(problems)))
 
 
 def _sample_test(src):
     def test(self):
         self.check_sample(src)
-    test.__doc__ = "sample %s: exact totals and sites, equal to valgrind" % os.path.basename(src)
+    test.__doc__ = ("sample %s: exact totals and sites of every snapshot, equal to valgrind"
+                    % os.path.basename(src))
     return test
 
 
@@ -337,13 +557,23 @@ class Comments(Case):
         self.assertTrue(srcs, "no samples in " + SAMPLE_SRC)
         for src in srcs:
             exp = Expect(src)  # raises on a malformed line
-            sites = (sum(b for b, _ in exp.sites.values()), sum(n for _, n in exp.sites.values()))
-            if exp.other is not None:
-                self.assertEqual((sites[0] + exp.other[0], sites[1] + exp.other[1]), exp.total,
-                                 "%s: sites + other != total in its comment" % src)
-            else:
-                self.assertLessEqual(sites[0], exp.total[0], src)
-                self.assertLessEqual(sites[1], exp.total[1], src)
+            for scope, fig in exp.scopes.items():
+                sites = (sum(b for b, _ in fig.sites.values()),
+                         sum(n for _, n in fig.sites.values()))
+                if fig.other is not None and fig.total is not None:
+                    self.assertEqual((sites[0] + fig.other[0], sites[1] + fig.other[1]),
+                                     fig.total, "%s: sites + other != total in its comment (%s)"
+                                     % (src, scope))
+                elif fig.total is not None:
+                    self.assertLessEqual(sites[0], fig.total[0], src)
+                    self.assertLessEqual(sites[1], fig.total[1], src)
+            for (old, new), want in exp.diffs.items():
+                if "total" in want and all(label in exp.scopes and exp.scopes[label].total
+                                           for label in (old, new)):
+                    o, n = exp.scopes[old].total, exp.scopes[new].total
+                    self.assertEqual(want["total"], (n[0] - o[0], n[1] - o[1]),
+                                     "%s: diff %s %s total != @%s total - @%s total"
+                                     % (src, old, new, new, old))
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,19 +758,6 @@ class Process(Case):
         proc = self.leakdiff("run", "-o", out, "--", "/nonexistent/program", expect=127)
         self.assertIn("/nonexistent/program", proc.stderr, "message names the command")
 
-    def test_exec_child_is_tracked(self):
-        """sh runs simple_leak as a child: each image gets its own exit snapshot, and the
-        child's figures are exact."""
-        binary = os.path.join(SAMPLE_BIN, "simple_leak")
-        self.need(binary, "sample binary")
-        out = self.mkdir("out")
-        proc = self.leakdiff("run", "-o", out, "--", "/bin/sh", "-c", binary + "; exit 0")
-        snaps = [n for n in os.listdir(out) if n.startswith("simple_leak.")]
-        self.assertEqual(len(snaps), 1, "%s%s" % (os.listdir(out), describe(proc)))
-        doc = self.top(os.path.join(out, snaps[0]))
-        self.assertEqual((doc["totals"]["bytes"], doc["totals"]["blocks"]),
-                         Expect(os.path.join(SAMPLE_SRC, "simple_leak.c")).total)
-
     def test_threads_exact_every_time(self):
         """thread_leaks ten times: the figures must not depend on how the threads interleave."""
         exp = Expect(os.path.join(SAMPLE_SRC, "thread_leaks.c"))
@@ -675,23 +892,524 @@ class BadInput(Case):
         for args in (["top", "--no-such-flag", path], ["--no-such-flag"], ["frobnicate"],
                      ["run", "--no-such-flag", "--", "/bin/true"], ["run"],
                      ["top"], ["diff", path], ["top", "--format", "yaml", path],
-                     ["top", "--by", "colour", path], ["top", "-n", "many", path], []):
+                     ["top", "--by", "colour", path], ["top", "-n", "many", path], [],
+                     ["snap"], ["snap", "abc"], ["snap", "0"], ["snap", "-5"], ["snap", "1", "2"],
+                     ["snap", "--timeout", "0", "1"], ["snap", "--timeout", "x", "1"],
+                     ["snap", "--label"], ["top", "--label", "x", path],
+                     ["run", "--timeout", "1", "--", "/bin/true"]):
             proc = self.leakdiff(*args, expect=None)
             self.assertEqual(proc.returncode, 2, "usage error:" + describe(proc))
             self.assertTrue(proc.stderr.strip(), "a usage message on stderr:" + describe(proc))
 
 
 # --------------------------------------------------------------------------------------------
+# Snapshots on request: the program API, `leakdiff snap PID`, the signal, the interval timer.
+
+ENOSYS = 38
+REQUEST_SIGNAL = 40  # the shim's default, SIGRTMIN+6 with glibc
+
+
+class Target:
+    """build/samples/snap_target --serve under the shim, driven one command line at a time."""
+
+    def __init__(self, case, out, env=None, cwd=None, preexec_fn=None):
+        binary = os.path.join(SAMPLE_BIN, "snap_target")
+        case.need(binary, "sample binary")
+        case.need(SHIM, "the shim")
+        full = clean_env(LD_PRELOAD=SHIM, LEAKDIFF_OUTPUT=out)
+        full.update(env or {})
+        self.case = case
+        self.proc = subprocess.Popen([binary, "--serve"], env=full, cwd=cwd,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, bufsize=0, preexec_fn=preexec_fn)
+        case.addCleanup(self.kill)
+        self.pid = self.proc.pid
+        ready = self.line(30)
+        case.assertEqual(ready, "ready %d" % self.pid, "snap_target did not start")
+
+    def line(self, timeout=60):
+        """The next line the target writes (without its newline)."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        while not data.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                self.case.fail("snap_target %d: no answer in %d s (got %r)"
+                               % (self.pid, timeout, data))
+            chunk = os.read(self.proc.stdout.fileno(), 1)
+            if not chunk:
+                self.case.fail("snap_target %d ended (got %r; stderr %r)"
+                               % (self.pid, data, self.stderr()))
+            data += chunk
+        return data.decode("utf-8", "backslashreplace")[:-1]
+
+    def ask(self, command, timeout=60):
+        """Sends one command; returns the words after "ok"."""
+        self.proc.stdin.write(command.encode() + b"\n")
+        answer = self.line(timeout)
+        self.case.assertTrue(answer == "ok" or answer.startswith("ok "),
+                             "snap_target: %r answered %r" % (command, answer))
+        return answer.split()[1:]
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stderr(self):
+        return self.proc.stderr.read().decode("utf-8", "backslashreplace") \
+            if self.proc.poll() is not None else "(running)"
+
+    def quit(self):
+        """Asks it to exit; returns (status, stderr)."""
+        self.proc.stdin.write(b"quit\n")
+        self.proc.stdin.close()
+        status = self.proc.wait(timeout=60)
+        return status, self.proc.stderr.read().decode("utf-8", "backslashreplace")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class OnRequest(Case):
+    """Snapshots taken while a program runs, each exact."""
+
+    def sites(self, path):
+        doc = self.top(path)
+        self.assert_totals_add_up(doc, path)
+        return ((doc["totals"]["bytes"], doc["totals"]["blocks"]),
+                {g["key"]: (g["bytes"], g["blocks"]) for g in doc["groups"]})
+
+    def snap(self, pid, *args, expect=0):
+        """`leakdiff snap ARGS PID`; returns (path printed last, CompletedProcess)."""
+        proc = self.leakdiff("snap", *(list(args) + [str(pid)]), expect=expect)
+        lines = proc.stdout.splitlines()
+        return (lines[-1] if lines else None), proc
+
+    def wait_for_files(self, out, count, label, timeout=60):
+        """Waits until out holds count snapshots with label; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [f for f in self.snapshots_in(out, writing=True) if f.label == label]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def test_snap_live_process(self):
+        """`leakdiff snap PID` twice on a running program (default label, then --label):
+        each snapshot exact, their diff exact, the path the last line of stdout."""
+        out = self.mkdir("out")
+        t = Target(self, out)
+        t.ask("leak 7")
+        path, proc = self.snap(t.pid)
+        self.assertTrue(os.path.isabs(path) and os.path.dirname(path) == out,
+                        "snap prints the absolute path of the new file:" + describe(proc))
+        self.assertEqual(os.path.basename(path), "snap_target.%d.0001.signal.snap" % t.pid)
+        self.assertEqual(self.sites(path), ((700, 7), {"keep_records": (700, 7)}))
+        t.ask("leak 3")
+        path2, _ = self.snap(t.pid, "--label", "after-3", "--timeout", "20")
+        self.assertEqual(os.path.basename(path2), "snap_target.%d.0002.after-3.snap" % t.pid)
+        self.assertEqual(self.sites(path2), ((1000, 10), {"keep_records": (1000, 10)}))
+        doc = self.json_of("diff", "--format", "json", "-n", "0", path, path2)
+        self.assertEqual((doc["totals"]["bytes_diff"], doc["totals"]["blocks_diff"]), (300, 3))
+        path3, _ = self.snap(t.pid, "--label", "../x y")
+        self.assertEqual(os.path.basename(path3), "snap_target.%d.0003._._x_y.snap" % t.pid)
+        self.assertEqual(t.quit(), (0, ""))
+        names = [f.name for f in self.snapshots_in(out)]  # no request file left behind
+        self.assertEqual(names, ["snap_target.%d.000%d.%s.snap" % (t.pid, i + 1, label)
+                                 for i, label in enumerate(("signal", "after-3", "_._x_y",
+                                                            "exit"))])
+        self.assertEqual(self.sites(os.path.join(out, names[-1]))[0], (1000, 10))
+
+    def test_snap_other_signal_relative_output(self):
+        """LEAKDIFF_SIGNAL=SIGUSR2 and a relative LEAKDIFF_OUTPUT: snap reads both from the
+        process's environment (the directory relative to its working directory)."""
+        t = Target(self, "rel/snaps", env={"LEAKDIFF_SIGNAL": "SIGUSR2"}, cwd=self.tmp)
+        t.ask("leak 2")
+        path, proc = self.snap(t.pid)
+        self.assertEqual(os.path.dirname(path), os.path.join(self.tmp, "rel", "snaps"),
+                         describe(proc))
+        self.assertEqual(self.sites(path)[0], (200, 2))
+        self.assertEqual(t.quit(), (0, ""))
+
+    def test_snap_refuses_untraced_gone_and_zombie(self):
+        """No signal ever reaches a process that is not traced: it is refused (exit 3) and
+        stays alive; a gone pid and a zombie are refused too."""
+        sleeper = subprocess.Popen(["sleep", "60"], env=clean_env())
+        self.addCleanup(lambda: (sleeper.kill(), sleeper.wait()))
+        _, proc = self.snap(sleeper.pid, expect=3)
+        self.assertEqual(proc.stderr, "leakdiff: PID %d is not traced by leakdiff (no "
+                         "libleakdiff.so in it); not signalling it\n" % sleeper.pid)
+        self.assertEqual(proc.stdout, "")
+        time.sleep(0.2)
+        self.assertIsNone(sleeper.poll(), "the untraced process must not be killed")
+        with open("/proc/%d/status" % sleeper.pid) as f:
+            pending = [line for line in f if line.startswith(("SigPnd", "ShdPnd"))]
+        self.assertTrue(all(line.split()[1] == "0" * 16 for line in pending), pending)
+
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        _, proc = self.snap(gone.pid, expect=3)
+        self.assertEqual(proc.stderr, "leakdiff: PID %d: no such process\n" % gone.pid)
+
+        zombie = subprocess.Popen(["true"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open("/proc/%d/stat" % zombie.pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            time.sleep(0.02)
+        _, proc = self.snap(zombie.pid, expect=3)
+        self.assertIn("has exited", proc.stderr)
+        zombie.wait()
+
+    def test_snap_refuses_signal_none_and_ignored(self):
+        """A traced process with LEAKDIFF_SIGNAL=none, and one that started with the request
+        signal ignored (the shim then leaves it alone): refused, and both keep running."""
+        out = self.mkdir("out")
+        t = Target(self, out, env={"LEAKDIFF_SIGNAL": "none"})
+        _, proc = self.snap(t.pid, expect=3)
+        self.assertIn("PID %d has LEAKDIFF_SIGNAL=none" % t.pid, proc.stderr)
+        self.assertEqual(t.ask("tracing"), ["1"], "still running")
+
+        ignored = Target(self, out, preexec_fn=lambda: signal.signal(REQUEST_SIGNAL,
+                                                                     signal.SIG_IGN))
+        _, proc = self.snap(ignored.pid, expect=3)
+        self.assertIn("PID %d does not handle signal 40 (SIGRTMIN+6)" % ignored.pid,
+                      proc.stderr)
+        self.assertEqual(ignored.ask("tracing"), ["1"], "still running")
+        status, err = ignored.quit()
+        self.assertEqual(status, 0)
+        self.assertEqual(len(err.splitlines()), 1, "the shim warns once that the signal "
+                         "was not at its default disposition: %r" % err)
+        self.assertEqual(t.quit(), (0, ""))
+        self.assertEqual(sorted(f.label for f in self.snapshots_in(out)), ["exit", "exit"])
+
+    def test_snap_refuses_other_users_process(self):
+        """A process of another user: a clear refusal, exit 3."""
+        out = self.mkdir("out")
+        t = Target(self, out)
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if not setpriv:
+                self.skipTest("running as root and setpriv (util-linux) is missing")
+            cmd = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", LEAKDIFF,
+                   "snap", str(t.pid)]
+            proc = run(cmd)
+            self.assertEqual(proc.returncode, 3, describe(proc))
+            self.assertIn("PID %d is not ours" % t.pid, proc.stderr)
+        else:
+            _, proc = self.snap(1, expect=3)
+            self.assertIn("PID 1 is not ours", proc.stderr)
+        self.assertEqual(t.quit(), (0, ""))
+        self.assertEqual([f.label for f in self.snapshots_in(out)], ["exit"])
+
+    def test_snap_timeout_then_request_kept(self):
+        """A stopped process cannot answer: snap times out (exit 1) and removes its label
+        request; once the process continues, the pending signal still gives a snapshot."""
+        out = self.mkdir("out")
+        t = Target(self, out)
+        t.ask("leak 1")
+        os.kill(t.pid, signal.SIGSTOP)
+        try:
+            _, proc = self.snap(t.pid, "--label", "late", "--timeout", "0.5", expect=1)
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+        self.assertIn("no snapshot labelled late from PID %d" % t.pid, proc.stderr)
+        found = self.wait_for_files(out, 1, "signal")
+        self.assertEqual(len(found), 1, "the pending request was served after SIGCONT")
+        self.assertEqual(self.sites(found[0].path)[0], (100, 1))
+        self.assertEqual(t.quit(), (0, ""))
+        self.assertEqual([f.label for f in self.snapshots_in(out)], ["signal", "exit"])
+
+    def test_requests_while_writing_are_queued(self):
+        """Three signals sent at once to a process with 1M live blocks: three snapshots,
+        each with all 1M blocks."""
+        out = self.mkdir("out")
+        t = Target(self, out)
+        t.ask("tiny 1000000", timeout=120)
+        for _ in range(3):
+            os.kill(t.pid, REQUEST_SIGNAL)
+        found = self.wait_for_files(out, 3, "signal", timeout=120)
+        self.assertEqual([f.seq for f in found], [1, 2, 3], [f.name for f in found])
+        self.assertEqual(t.quit()[0], 0)
+        for f in found:
+            self.assertEqual(self.sites(f.path), ((16000000, 1000000),
+                                                  {"keep_tiny": (16000000, 1000000)}))
+
+    def test_interval(self):
+        """LEAKDIFF_INTERVAL=1 on a program that runs 2.5 s: at least two interval
+        snapshots, each exact, all listed by `leakdiff run`."""
+        binary = os.path.join(SAMPLE_BIN, "snap_target")
+        self.need(binary, "sample binary")
+        out = self.mkdir("out")
+        proc = self.leakdiff("run", "-o", out, "--", binary, "--sleep", "2500",
+                             env=clean_env(LEAKDIFF_INTERVAL="1"))
+        files = self.snapshots_in(out, proc)
+        intervals = [f for f in files if f.label == "interval"]
+        self.assertGreaterEqual(len(intervals), 2, [f.name for f in files])
+        self.assertLessEqual(len(intervals), 3, [f.name for f in files])
+        self.assertEqual([f.label for f in files], ["interval"] * len(intervals) + ["exit"])
+        for f in files:
+            self.assertEqual(self.sites(f.path), ((1000, 10), {"keep_records": (1000, 10)}))
+            self.assertIn(f.path, proc.stderr, "`leakdiff run` lists it")
+
+    def test_start_paused(self):
+        """LEAKDIFF_START=0: nothing is recorded until the signal (snap) or leakdiff_start();
+        frees of blocks never recorded change nothing."""
+        out = self.mkdir("out")
+        t = Target(self, out, env={"LEAKDIFF_START": "0"})
+        self.assertEqual(t.ask("tracing"), ["0"])
+        t.ask("leak 5")
+        self.assertEqual(t.ask("memory"), ["0", "0", "0"])
+        path, _ = self.snap(t.pid)
+        self.assertEqual(self.sites(path), ((0, 0), {}), "the signal starts tracing, then snaps")
+        self.assertEqual(t.ask("tracing"), ["1"])
+        t.ask("leak 3")
+        self.assertEqual(t.quit(), (0, ""))
+        exit_snap = [f for f in self.snapshots_in(out) if f.label == "exit"]
+        self.assertEqual(self.sites(exit_snap[0].path), ((300, 3), {"keep_records": (300, 3)}))
+
+        out2 = self.mkdir("out2")
+        t = Target(self, out2, env={"LEAKDIFF_START": "0"})
+        t.ask("leak 5")
+        self.assertEqual(t.ask("start"), ["0"])
+        self.assertEqual(t.ask("tracing"), ["1"])
+        t.ask("leak 2")
+        self.assertEqual(t.ask("snap api"), ["0"])
+        t.ask("free")  # 7 blocks, 5 of them never recorded
+        self.assertEqual(t.quit(), (0, ""))
+        files = self.snapshots_in(out2)
+        self.assertEqual([f.label for f in files], ["api", "exit"])
+        self.assertEqual(self.sites(files[0].path), ((200, 2), {"keep_records": (200, 2)}))
+        self.assertEqual(self.sites(files[1].path), ((0, 0), {}))
+
+    def test_bad_labels_stay_inside_the_output_directory(self):
+        """Labels with slashes, dots, 300 characters, empty or NULL: sanitized file names in
+        the output directory, nothing anywhere else."""
+        out = self.mkdir("out")
+        t = Target(self, out)
+        labels = ["../x", "a/b", "y" * 300, "", None, "..", "/etc/passwd"]
+        for label in labels:
+            command = "snapnull" if label is None else ("snap " + label if label else "snap")
+            self.assertEqual(t.ask(command), ["0"], command)
+        path, _ = self.snap(t.pid, "--label", "../../evil/x")
+        self.assertEqual(t.quit(), (0, ""))
+        want = ["_._x", "a_b", "y" * 63, "snapshot", "snapshot", "snapshot", "_etc_passwd",
+                "_._.._evil_x", "exit"]
+        names = sorted(os.listdir(out))
+        self.assertEqual(names, ["snap_target.%d.%04d.%s.snap" % (t.pid, i + 1, label)
+                                 for i, label in enumerate(want)])
+        self.assertEqual(os.listdir(self.tmp), ["out"], "nothing outside the output directory")
+        for name in names:
+            self.assertEqual(self.sites(os.path.join(out, name))[0], (0, 0))
+
+
+class Api(Case):
+    """The program API, with and without the shim."""
+
+    def values(self, proc):
+        """The "name = value" lines a sample printed, as a dict of lists of ints."""
+        got = collections.defaultdict(list)
+        for line in proc.stdout.splitlines():
+            name, _, value = line.partition(" = ")
+            got[name].append(int(value))
+        return got
+
+    def test_without_the_shim(self):
+        """A program built against include/leakdiff.h runs without the shim: every call
+        returns -ENOSYS (is_tracing 0, traced memory 0/0) and no file is written."""
+        for name in ("api_usage", "stop_start"):
+            binary = os.path.join(SAMPLE_BIN, name)
+            self.need(binary, "sample binary")
+            proc = run([binary], cwd=self.tmp)
+            self.assertEqual((proc.returncode, proc.stderr), (0, ""), describe(proc))
+            for key, values in self.values(proc).items():
+                want = 0 if key.startswith(("is_tracing", "current", "peak")) else -ENOSYS
+                self.assertEqual(values, [want] * len(values), "%s: %s" % (name, key))
+        self.assertEqual(os.listdir(self.tmp), [])
+        self.need(PYTHON, "Debian's python3")
+        proc = run([PYTHON, os.path.join(SAMPLE_SRC, "python_api.py")], cwd=self.tmp)
+        self.assertEqual(proc.returncode, 0, describe(proc))
+        self.assertIn("not running under leakdiff", proc.stdout)
+
+    def test_traced_memory_and_peak(self):
+        """api_usage's traced memory: +1,000 B between the snapshots, the peak exactly 1 MiB
+        above the current bytes after the scratch block, reset_peak brings it down; the
+        snapshots carry the same figures."""
+        binary = os.path.join(SAMPLE_BIN, "api_usage")
+        self.need(binary, "sample binary")
+        self.need(SHIM, "the shim")
+        out = self.mkdir("out")
+        proc = run([binary], env=clean_env(LD_PRELOAD=SHIM, LEAKDIFF_OUTPUT=out))
+        self.assertEqual((proc.returncode, proc.stderr), (0, ""), describe(proc))
+        v = self.values(proc)
+        for key in ("is_tracing",):
+            self.assertEqual(v[key], [1])
+        for key in ("snapshot_before", "snapshot_after", "memory", "reset_peak", "stop", "start"):
+            self.assertEqual(set(v[key]), {0}, key)
+        cur0, cur1 = v["current_before"][0], v["current_after"][0]
+        self.assertEqual(cur1 - cur0, 1000)
+        self.assertEqual(v["peak_after"], [cur1 + (1 << 20)])
+        self.assertEqual(v["peak_reset"], [cur1])
+        files = {f.label: f for f in self.snapshots_in(out, proc)}
+        self.assertEqual(sorted(files), ["after", "before", "exit"])
+        before = self.json_of("info", "--format", "json", files["before"].path)["totals"]
+        after = self.json_of("info", "--format", "json", files["after"].path)["totals"]
+        self.assertEqual(before["bytes"], cur0)
+        self.assertEqual((after["bytes"], after["peak_bytes"]), (cur1, cur1),
+                         "the after snapshot follows reset_peak")
+
+    def test_python_traced_memory(self):
+        """python_api.py reads leakdiff_traced_memory through ctypes: it grows by exactly
+        what the native code kept."""
+        self.need(PYTHON, "Debian's python3")
+        out = self.mkdir("out")
+        proc = self.leakdiff("run", "-o", out, "--", PYTHON,
+                             os.path.join(SAMPLE_SRC, "python_api.py"))
+        m = re.search(r"traced memory (\d+) B before, (\d+) B after", proc.stdout)
+        self.assertIsNotNone(m, describe(proc))
+        self.assertEqual(int(m.group(2)) - int(m.group(1)), 101200)
+
+
+# --------------------------------------------------------------------------------------------
+# fork, exec, dlclose and threads.
+
+
+class Lifecycle(Case):
+    def exit_figures(self, path):
+        doc = self.top(path)
+        return ((doc["totals"]["bytes"], doc["totals"]["blocks"]),
+                {g["key"]: (g["bytes"], g["blocks"]) for g in doc["groups"]})
+
+    def test_fork_child_has_its_own_pid_and_sequence(self):
+        binary = os.path.join(SAMPLE_BIN, "fork_leak")
+        self.need(binary, "sample binary")
+        out = self.mkdir("out")
+        proc = self.leakdiff("run", "-o", out, "--", binary)
+        files = self.snapshots_in(out, proc)
+        self.assertEqual(len(files), 2)
+        parent = [f for f in files if "exit snapshot: " + f.path in proc.stderr]
+        child = [f for f in files if f not in parent]
+        self.assertEqual((len(parent), len(child)), (1, 1), describe(proc))
+        self.assertEqual((parent[0].seq, child[0].seq), (1, 1))
+        info = self.json_of("info", "--format", "json", child[0].path)
+        self.assertEqual((info["process"]["pid"], info["process"]["ppid"]),
+                         (child[0].pid, parent[0].pid))
+
+    def test_shell_runs_traced_child(self):
+        """`leakdiff run -- sh -c 'simple_leak; true'`: the child's snapshot is listed, and
+        exact (Debian's sh, dash, ends with _exit(): it writes none itself); the status is
+        the shell's. bash, which exits normally, writes its own, and the report is bash's."""
+        binary = os.path.join(SAMPLE_BIN, "simple_leak")
+        self.need(binary, "sample binary")
+        exp = Expect(os.path.join(SAMPLE_SRC, "simple_leak.c"))
+        out = self.mkdir("out")
+        proc = self.leakdiff("run", "-o", out, "--", "/bin/sh", "-c", binary + "; true")
+        files = self.snapshots_in(out, proc)
+        self.assertEqual([f.exe for f in files], ["simple_leak"], describe(proc))
+        self.assertIn("leakdiff: 1 snapshot written during the run (pid, label, file):\n"
+                      "leakdiff:   %-7d %-10s %s\n" % (files[0].pid, "exit", files[0].path),
+                      proc.stderr)
+        total, sites = self.exit_figures(files[0].path)
+        self.assertEqual(total, exp.total)
+        for fn, want in exp.sites.items():
+            self.assertEqual(sites.get(fn), want, fn)
+        self.leakdiff("run", "-o", self.mkdir("out2"), "--", "/bin/sh", "-c",
+                      binary + "; exit 3", expect=3)
+        out = self.mkdir("out3")
+        proc = self.leakdiff("run", "-o", out, "--", "/bin/bash", "-c", binary + "; true")
+        files = self.snapshots_in(out, proc)
+        self.assertEqual(sorted(f.exe for f in files), ["bash", "simple_leak"], describe(proc))
+        for f in files:
+            self.assertIn("%-7d %-10s %s" % (f.pid, "exit", f.path), proc.stderr)
+        self.assertIn("exit snapshot: " + [f for f in files if f.exe == "bash"][0].path,
+                      proc.stderr, "the report is the shell's own")
+
+    def test_children_off(self):
+        """LEAKDIFF_CHILDREN=0: the shim takes itself out of LD_PRELOAD (keeping the rest),
+        so exec'd children write nothing."""
+        binary = os.path.join(SAMPLE_BIN, "simple_leak")
+        self.need(binary, "sample binary")
+        out = self.mkdir("out")
+        other = "/lib/x86_64-linux-gnu/libm.so.6"
+        proc = self.leakdiff("run", "-o", out, "--", "/bin/bash", "-c",
+                             binary + '; echo "LD_PRELOAD=[$LD_PRELOAD]"',
+                             env=clean_env(LEAKDIFF_CHILDREN="0", LD_PRELOAD=other))
+        self.assertIn("LD_PRELOAD=[%s]" % other, proc.stdout, describe(proc))
+        self.assertEqual([f.exe for f in self.snapshots_in(out, proc)], ["bash"])
+
+    def test_vfork_and_posix_spawn(self):
+        """Python starts simple_leak with subprocess (vfork) and os.posix_spawn: both
+        children are traced and exact."""
+        self.need(PYTHON, "Debian's python3")
+        binary = os.path.join(SAMPLE_BIN, "simple_leak")
+        self.need(binary, "sample binary")
+        code = ("import os, subprocess, sys\n"
+                "subprocess.run([sys.argv[1]], check=True)\n"
+                "pid = os.posix_spawn(sys.argv[1], [sys.argv[1]], os.environ)\n"
+                "assert os.waitpid(pid, 0)[1] == 0\n")
+        out = self.mkdir("out")
+        proc = self.leakdiff("run", "-o", out, "--", PYTHON, "-c", code, binary)
+        files = [f for f in self.snapshots_in(out, proc) if f.exe == "simple_leak"]
+        self.assertEqual(len(files), 2, describe(proc))
+        exp = Expect(os.path.join(SAMPLE_SRC, "simple_leak.c"))
+        for f in files:
+            self.assertEqual(self.exit_figures(f.path)[0], exp.total, f.name)
+
+    def test_dlclosed_module_is_kept(self):
+        """plugin: after dlclose the snapshot still has the plugin's module (marked
+        unloaded), and its records keep their site."""
+        binary = os.path.join(SAMPLE_BIN, "plugin")
+        self.need(binary, "sample binary")
+        self.need(os.path.join(SAMPLE_BIN, "libplugin.so"),
+                  "the plugin (Makefile rule build/samples/libplugin.so)")
+        snap, _ = self.run_traced([binary])
+        info = self.json_of("info", "--format", "json", snap)
+        plugins = [m for m in info["modules"] if m["path"].endswith("/libplugin.so")]
+        self.assertEqual(len(plugins), 1, [m["path"] for m in info["modules"]])
+        self.assertTrue(plugins[0]["unloaded"], plugins[0])
+        self.assertEqual(self.exit_figures(snap)[1].get("plugin_make_records"), (192, 4))
+
+    def test_snapshots_consistent_while_threads_churn(self):
+        """thread_churn, five times: in every snapshot taken while threads start, allocate
+        and exit, each live block is counted once (sizes add up, bounded churn)."""
+        binary = os.path.join(SAMPLE_BIN, "thread_churn")
+        self.need(binary, "sample binary")
+        self.need(SHIM, "the shim")
+        for i in range(5):
+            out = self.mkdir("run%d" % i)
+            proc = run([binary], env=clean_env(LD_PRELOAD=SHIM, LEAKDIFF_OUTPUT=out))
+            self.assertEqual((proc.returncode, proc.stderr), (0, ""), describe(proc))
+            files = self.snapshots_in(out, proc)
+            self.assertEqual([f.label for f in files], ["during"] * 20 + ["exit"])
+            for f in files[:-1]:
+                doc = self.top(f.path)
+                self.assert_totals_add_up(doc, f.path)
+                sites = {g["key"]: (g["bytes"], g["blocks"]) for g in doc["groups"]}
+                self.assertEqual(sites.pop("keep_stable"), (25600, 100), f.name)
+                churn = sites.pop("churn_worker", (0, 0))
+                self.assertEqual(churn[0], 64 * churn[1], f.name)
+                self.assertLessEqual(churn[1], 3 * 32, f.name)
+                dtv = sites.pop("allocate_dtv", (0, 0))
+                self.assertLessEqual(dtv[1], 6, f.name)
+                self.assertEqual(sites, {}, f.name)
+
+
+# --------------------------------------------------------------------------------------------
 # The runner: parallel, one summary line.
 
 # Slow tests first, so that they overlap with the many quick ones.
-SLOW_FIRST = ("test_python3", "test_sqlite3", "test_thread_leaks", "test_cpp_leak")
+SLOW_FIRST = ("test_requests_while_writing_are_queued",
+              "test_snapshots_consistent_while_threads_churn", "test_interval", "test_python3",
+              "test_sqlite3", "test_thread_churn", "test_thread_leaks", "test_cpp_leak")
 
 
 def collect(pattern):
     loader = unittest.TestLoader()
     tests = []
-    for cls in (Foreign, Samples, Comments, Diff, Reports, Process, BadInput):
+    for cls in (Foreign, Samples, Comments, Diff, Reports, Process, OnRequest, Api,
+                Lifecycle, BadInput):
         for name in loader.getTestCaseNames(cls):
             test = cls(name)
             if not pattern or pattern in test.id():
