@@ -68,8 +68,9 @@ $(B)/libleakdiff.so: $(PRELOAD_OBJ) preload/exports.map
 	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,--version-script=preload/exports.map \
 	    -Wl,-z,relro,-z,now $(SHIM_LIBS)
 
-$(B)/leakdiff: $(ANALYZER_OBJ)
-	$(CC) -o $@ $(ANALYZER_OBJ) $(ANA_LIBS)
+# The analyzer shares the shim's pure parsers (signal names), so both read LEAKDIFF_* alike.
+$(B)/leakdiff: $(ANALYZER_OBJ) $(B)/preload/parse.o
+	$(CC) -o $@ $(ANALYZER_OBJ) $(B)/preload/parse.o $(ANA_LIBS)
 
 $(B)/preload/%.o: preload/%.c $(wildcard preload/*.h include/*.h include/leakdiff/*.h)
 	@mkdir -p $(@D)

@@ -20,6 +20,8 @@
  */
 #include "snap.h"
 
+#include "../preload/parse.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,53 +38,6 @@
 
 /* ---- parsers ------------------------------------------------------------------------ */
 
-/* Strict decimal: digits only, no sign, no overflow, within [min, max]. As the shim's. */
-static bool parse_uint(const char *s, unsigned long long min, unsigned long long max,
-                       unsigned long long *out)
-{
-    unsigned long long v = 0;
-    if (!s || !*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (ULLONG_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (unsigned long long)(*s - '0');
-    }
-    if (v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
-
-static const struct {
-    const char *name;
-    int number;
-} signal_names[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
-    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},   {"TERM", SIGTERM},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
-    {"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
-    {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-    {"PWR", SIGPWR},   {"SYS", SIGSYS},
-};
-#define SIGNAL_NAME_COUNT (sizeof signal_names / sizeof signal_names[0])
-
-/* "RTMIN", "RTMIN+N", "RTMAX", "RTMAX-N" into *out; false otherwise. */
-static bool parse_rt(const char *s, int *out)
-{
-    unsigned long long n = 0;
-    bool min = !strncmp(s, "RTMIN", 5), max = !strncmp(s, "RTMAX", 5);
-    if (!min && !max)
-        return false;
-    s += 5;
-    if (*s && !((min && *s == '+') || (max && *s == '-')))
-        return false;
-    if (*s && !parse_uint(s + 1, 0, (unsigned long long)(SIGRTMAX - SIGRTMIN), &n))
-        return false;
-    *out = min ? SIGRTMIN + (int)n : SIGRTMAX - (int)n;
-    return true;
-}
-
 /*
  * Parses a LEAKDIFF_SIGNAL value exactly as the shim does: "none" (*sig = 0), a number
  * 1..SIGRTMAX, or a name with or without "SIG" (USR2, SIGUSR2, RTMIN+3, SIGRTMAX-1).
@@ -90,31 +45,7 @@ static bool parse_rt(const char *s, int *out)
  */
 int lkd_snap_parse_signal(const char *s, int *sig)
 {
-    unsigned long long n;
-    int v = 0;
-    if (!s)
-        return -EINVAL;
-    if (!strcmp(s, "none")) {
-        *sig = 0;
-        return 0;
-    }
-    if (!strncmp(s, "SIG", 3))
-        s += 3;
-    if (parse_uint(s, 1, (unsigned long long)SIGRTMAX, &n)) {
-        v = (int)n;
-    } else if (!parse_rt(s, &v)) {
-        size_t i = 0;
-        while (i < SIGNAL_NAME_COUNT && strcmp(s, signal_names[i].name))
-            i++;
-        if (i == SIGNAL_NAME_COUNT)
-            return -EINVAL;
-        v = signal_names[i].number;
-    }
-    if (v == SIGKILL || v == SIGSTOP || v == SIGSEGV || v == SIGBUS || v == SIGFPE || v == SIGILL ||
-        v == SIGTRAP || v == SIGABRT)
-        return -EINVAL;
-    *sig = v;
-    return 0;
+    return s && lkd_parse_signal(s, sig) ? 0 : -EINVAL;
 }
 
 /* Writes a readable name of sig into out: "SIGUSR2", "SIGRTMIN+6", or "signal 65". */
@@ -124,12 +55,11 @@ void lkd_snap_signal_name(int sig, char out[16])
         snprintf(out, 16, "SIGRTMIN+%d", sig - SIGRTMIN);
         return;
     }
-    for (size_t i = 0; i < SIGNAL_NAME_COUNT; i++)
-        if (signal_names[i].number == sig) {
-            snprintf(out, 16, "SIG%s", signal_names[i].name);
-            return;
-        }
-    snprintf(out, 16, "signal %d", sig);
+    const char *name = lkd_parse_signal_name(sig);
+    if (name)
+        snprintf(out, 16, "SIG%s", name);
+    else
+        snprintf(out, 16, "signal %d", sig);
 }
 
 /*

@@ -13,25 +13,10 @@
 
 #include "leakdiff/format.h"
 #include "log.h"
+#include "parse.h"
 
-lkd_config_t lkd_config = {".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true, true};
-
-/* lkd_config_parse_uint - strict decimal parse: digits only, no sign, no overflow. */
-bool lkd_config_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!s || !*s)
-        return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9' || v > (UINT64_MAX - 9) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*s - '0');
-    }
-    if (v < min || v > max)
-        return false;
-    *out = v;
-    return true;
-}
+lkd_config_t lkd_config = {".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true,
+                           true};
 
 static bool parse_bool(const char *name, const char *s, bool def)
 {
@@ -69,64 +54,11 @@ static void load_output(void)
     }
 }
 
-static const struct {
-    const char *name;
-    int number;
-} signal_names[] = {
-    {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT},   {"USR1", SIGUSR1},
-    {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},   {"TERM", SIGTERM},
-    {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
-    {"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
-    {"PROF", SIGPROF}, {"VTALRM", SIGVTALRM}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-    {"PWR", SIGPWR},   {"SYS", SIGSYS},
-};
-
-/* "RTMIN+N" / "RTMAX-N" / "RTMIN" / "RTMAX". */
-static bool parse_rt(const char *s, int *out)
-{
-    uint64_t n = 0;
-    bool min = !strncmp(s, "RTMIN", 5), max = !strncmp(s, "RTMAX", 5);
-    if (!min && !max)
-        return false;
-    s += 5;
-    if (*s && !((min && *s == '+') || (max && *s == '-')))
-        return false;
-    if (*s && !lkd_config_parse_uint(s + 1, 0, (uint64_t)(SIGRTMAX - SIGRTMIN), &n))
-        return false;
-    *out = min ? SIGRTMIN + (int)n : SIGRTMAX - (int)n;
-    return true;
-}
-
-/* lkd_config_parse_signal - see config.h. */
-bool lkd_config_parse_signal(const char *s, int *out)
-{
-    uint64_t n;
-    if (!strcmp(s, "none")) {
-        *out = 0;
-        return true;
-    }
-    if (!strncmp(s, "SIG", 3))
-        s += 3;
-    if (lkd_config_parse_uint(s, 1, (uint64_t)SIGRTMAX, &n)) {
-        *out = (int)n;
-    } else if (!parse_rt(s, out)) {
-        size_t i = 0;
-        while (i < sizeof signal_names / sizeof signal_names[0] && strcmp(s, signal_names[i].name))
-            i++;
-        if (i == sizeof signal_names / sizeof signal_names[0])
-            return false;
-        *out = signal_names[i].number;
-    }
-    /* Not catchable, or raised by faults: never usable as a request. */
-    return *out != SIGKILL && *out != SIGSTOP && *out != SIGSEGV && *out != SIGBUS &&
-           *out != SIGFPE && *out != SIGILL && *out != SIGTRAP && *out != SIGABRT;
-}
-
 static void load_signal(void)
 {
     const char *s = getenv("LEAKDIFF_SIGNAL");
     lkd_config.signal = SIGRTMIN + LKD_DEFAULT_SIGNAL_OFFSET;
-    if (s && !lkd_config_parse_signal(s, &lkd_config.signal)) {
+    if (s && !lkd_parse_signal(s, &lkd_config.signal)) {
         lkd_config.signal = SIGRTMIN + LKD_DEFAULT_SIGNAL_OFFSET;
         lkd_log_warn("LEAKDIFF_SIGNAL=%s is not a catchable signal name or number, or \"none\"; "
                      "using SIGRTMIN+%d",
@@ -140,7 +72,7 @@ static void load_interval(void)
     uint64_t v;
     if (!s)
         return;
-    if (lkd_config_parse_uint(s, 0, 86400 * 365, &v))
+    if (lkd_parse_uint(s, 0, 86400 * 365, &v))
         lkd_config.interval = (unsigned)v;
     else
         lkd_log_warn("LEAKDIFF_INTERVAL=%s is not a whole number of seconds; using 0 (off)", s);
@@ -152,7 +84,7 @@ static void load_depth(void)
     uint64_t v;
     if (!s)
         return;
-    if (lkd_config_parse_uint(s, 1, LKD_FMT_MAX_DEPTH, &v))
+    if (lkd_parse_uint(s, 1, LKD_FMT_MAX_DEPTH, &v))
         lkd_config.depth = (unsigned)v;
     else
         lkd_log_warn("LEAKDIFF_DEPTH=%s is not a number from 1 to %d; using %d", s,

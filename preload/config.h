@@ -29,10 +29,5 @@ typedef struct lkd_config {
 extern lkd_config_t lkd_config;
 
 void lkd_config_load(void);
-/* Parses a signal: a number, a name with or without "SIG" (USR1, RTMIN+3, ...), or "none"
- * (0). False when s is none of these or names a signal that cannot be caught. */
-bool lkd_config_parse_signal(const char *s, int *out);
-/* Parses a decimal unsigned integer in [min, max]; false when s is not exactly that. */
-bool lkd_config_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 #endif

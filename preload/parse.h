@@ -1,0 +1,18 @@
+/*
+ * parse - strict parsers shared by the shim and the analyzer (see parse.c).
+ */
+#ifndef LKD_PARSE_H
+#define LKD_PARSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Parses a decimal unsigned integer in [min, max]; false when s is not exactly that. */
+bool lkd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parses a signal: a number, a name with or without "SIG" (USR1, RTMIN+3, ...), or "none"
+ * (0). False when s is none of these or names a signal that cannot be caught. */
+bool lkd_parse_signal(const char *s, int *out);
+/* The table name of sig without "SIG" ("USR2"); NULL when it has none. */
+const char *lkd_parse_signal_name(int sig);
+
+#endif
