@@ -39,11 +39,11 @@ static inline void *leakdiff_lookup_(const char *name, void **slot, int *done)
     return *slot;
 }
 
-#define LEAKDIFF_RESOLVE_(type, name)                                                          \
-    static void *slot_;                                                                        \
-    static int done_;                                                                          \
-    void *sym_ = leakdiff_lookup_(name, &slot_, &done_);                                      \
-    type fn_;                                                                                  \
+#define LEAKDIFF_RESOLVE_(type, name)                                                              \
+    static void *slot_;                                                                            \
+    static int done_;                                                                              \
+    void *sym_ = leakdiff_lookup_(name, &slot_, &done_);                                           \
+    type fn_;                                                                                      \
     __builtin_memcpy(&fn_, &sym_, sizeof fn_); /* POSIX: dlsym's result is callable */
 
 /*
