@@ -36,6 +36,7 @@ static sem_t wake;
 static bool wake_ok;
 static atomic_uint pending;
 static atomic_bool main_gone; /* main() left through pthread_exit */
+static bool forked_from_main = true;
 static bool handler_installed;
 
 static void on_signal(int sig)
@@ -115,10 +116,27 @@ static long thread_count(void)
  * the writer looks every WATCH_MS and, when it is the only thread left, does what glibc
  * would have done (which also writes the exit snapshot). */
 #define WATCH_MS 50
+/* True when the thread-group leader has ended (it stays a zombie until the process ends). */
+static bool leader_gone(void)
+{
+    char path[64], buf[512];
+    lkd_log_format(path, sizeof path, "/proc/self/task/%d/stat", (int)getpid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 static void exit_if_alone(void)
 {
-    /* The main thread stays in the count as a zombie until the process ends: 2 = it and us. */
-    if (thread_count() == 2) {
+    /* The leader stays in the count as a zombie until the process ends: 2 = it and us. */
+    if (thread_count() == 2 && leader_gone()) {
         lkd_guard = 0;
         exit(0);
     }
@@ -222,6 +240,12 @@ void lkd_control_start(void)
         start_writer();
 }
 
+/* lkd_control_prepare_fork - remembers whether the forking thread is the main thread. */
+void lkd_control_prepare_fork(void)
+{
+    forked_from_main = getpid() == gettid();
+}
+
 /* lkd_control_main_exited - see control.h. */
 void lkd_control_main_exited(void)
 {
@@ -239,5 +263,8 @@ void lkd_control_forked(void)
     if (!wake_ok || !(handler_installed || lkd_config.interval))
         return;
     sem_init(&wake, 0, 0);
+    /* Forked from a thread other than main: the child's only thread will end by returning
+     * from its start routine, never through exit(0) while the writer lives, so watch. */
+    atomic_store(&main_gone, !forked_from_main);
     start_writer();
 }

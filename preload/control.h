@@ -16,6 +16,8 @@ void lkd_control_start(void);
 /* The main thread is leaving through pthread_exit: from now on the writer ends the process
  * (exit(0), as glibc would) when it is the last thread left. */
 void lkd_control_main_exited(void);
+/* fork prepare handler: notes whether the forking thread is the main thread. */
+void lkd_control_prepare_fork(void);
 /* In a fork child: the writer thread did not survive the fork; start a new one. */
 void lkd_control_forked(void);
 

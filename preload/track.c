@@ -201,6 +201,7 @@ void lkd_track_before_dlclose(void)
 static void fork_prepare(void)
 {
     lkd_guard = 1;
+    lkd_control_prepare_fork();
     lkd_writer_lock();
     lkd_table_lock_all();
     lkd_stack_lock();
