@@ -259,6 +259,18 @@ static void text_group(lkd_buf_t *o, const lkd_report_t *r, size_t rank, const l
         lkd_buf_puts(o, "\n");
     }
 }
+/* Sums of the groups beyond the first `from` (the "other" line of text and JSON). */
+static void other_sums(const lkd_report_t *r, size_t from, uint64_t *bytes, uint64_t *blocks,
+                       int64_t *bytes_diff, int64_t *blocks_diff)
+{
+    for (size_t i = from; i < r->set->count; i++) {
+        const lkd_group_t *g = r->set->sorted[i];
+        *bytes += g->bytes;
+        *blocks += g->blocks;
+        *bytes_diff += g->bytes_diff;
+        *blocks_diff += g->blocks_diff;
+    }
+}
 
 /* One line summing the groups that -n left out. */
 static void text_others(lkd_buf_t *o, const lkd_report_t *r, size_t from)
@@ -266,13 +278,7 @@ static void text_others(lkd_buf_t *o, const lkd_report_t *r, size_t from)
     uint64_t bytes = 0, blocks = 0;
     int64_t bytes_diff = 0, blocks_diff = 0;
     size_t n = r->set->count - from;
-    for (size_t i = from; i < r->set->count; i++) {
-        const lkd_group_t *g = r->set->sorted[i];
-        bytes += g->bytes;
-        blocks += g->blocks;
-        bytes_diff += g->bytes_diff;
-        blocks_diff += g->blocks_diff;
-    }
+    other_sums(r, from, &bytes, &blocks, &bytes_diff, &blocks_diff);
     lkd_buf_printf(o, "%zu other group%s: ", n, n == 1 ? "" : "s");
     text_figures(o, r->old != NULL, bytes, bytes_diff, blocks, blocks_diff);
     lkd_buf_puts(o, "\n");
@@ -385,13 +391,7 @@ static void json_others(lkd_buf_t *o, const lkd_report_t *r, size_t from)
 {
     uint64_t bytes = 0, blocks = 0;
     int64_t bytes_diff = 0, blocks_diff = 0;
-    for (size_t i = from; i < r->set->count; i++) {
-        const lkd_group_t *g = r->set->sorted[i];
-        bytes += g->bytes;
-        blocks += g->blocks;
-        bytes_diff += g->bytes_diff;
-        blocks_diff += g->blocks_diff;
-    }
+    other_sums(r, from, &bytes, &blocks, &bytes_diff, &blocks_diff);
     lkd_buf_printf(o, ",\"other\":{\"groups\":%zu,\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64,
                    r->set->count - from, bytes, blocks);
     if (r->old)
