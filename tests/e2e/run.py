@@ -53,6 +53,9 @@ import time
 import traceback
 import unittest
 
+# Test modules next to this file (test_*.py) `import run`: let them share this very module.
+sys.modules.setdefault("run", sys.modules[__name__])
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(ROOT, "build")
 LEAKDIFF = os.path.join(BUILD, "leakdiff")
@@ -1405,11 +1408,27 @@ SLOW_FIRST = ("test_requests_while_writing_are_queued",
               "test_sqlite3", "test_thread_churn", "test_thread_leaks", "test_cpp_leak")
 
 
+def extra_classes():
+    """Case subclasses from tests/e2e/test_*.py: those modules `import run` for the helpers."""
+    import importlib.util
+    here = os.path.dirname(os.path.abspath(__file__))
+    classes = []
+    for name in sorted(os.listdir(here)):
+        if not (name.startswith("test_") and name.endswith(".py")):
+            continue
+        spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(here, name))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        classes += [c for c in vars(mod).values()
+                    if isinstance(c, type) and issubclass(c, Case) and c.__module__ == mod.__name__]
+    return classes
+
+
 def collect(pattern):
     loader = unittest.TestLoader()
     tests = []
     for cls in (Foreign, Samples, Comments, Diff, Reports, Process, OnRequest, Api,
-                Lifecycle, BadInput):
+                Lifecycle, BadInput, *extra_classes()):
         for name in loader.getTestCaseNames(cls):
             test = cls(name)
             if not pattern or pattern in test.id():
