@@ -16,7 +16,7 @@ PYTHON  ?= /usr/bin/python3
 # Debian packages the build, the tests and the benchmark need (see README, "Dependencies").
 DEB_PKGS := gcc g++ make pkg-config libc6-dev libunwind-dev uthash-dev libcriterion-dev \
             libdw-dev libelf-dev libzstd-dev binutils valgrind python3 python3-dev sqlite3 \
-            libc6-dbg
+            libc6-dbg libpython3.11-testsuite
 BENCH_PKGS := heaptrack
 
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes
@@ -108,6 +108,9 @@ $(B)/samples/%: samples/%.cc
 $(B)/samples/libplugin.so: samples/plugin.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(SAMPLE_FLAGS) -DLKD_PLUGIN -fPIC -shared -o $@ $<
+
+# Code without unwind tables, so libunwind's frame-pointer fallback is exercised.
+$(B)/samples/no_unwind_info: SAMPLE_FLAGS += -fno-asynchronous-unwind-tables -fno-unwind-tables
 
 samples: $(SAMPLES) $(B)/samples/libplugin.so
 

@@ -10,10 +10,12 @@
  * (the shim removes the file). Files appear complete: the shim renames them into place.
  *
  * Invariant: no signal is ever sent to a process unless lkd_snap_decide accepted it: the
- * shim is mapped in it, its request signal is not "none", and /proc/PID/status says the
- * signal is caught. An uncaught real-time signal terminates a process, so every doubt is
- * a refusal. The signal goes through a pidfd opened before the checks, so a pid reused
- * meanwhile cannot receive it.
+ * shim is mapped in it, its request signal is not "none", /proc/PID/status says the
+ * signal is caught, and the shim's writer thread is named LKD_LISTENER_THREAD, which the
+ * shim only does while its own handler owns the signal (a program that sets its own
+ * handler later makes the shim rename it). An uncaught real-time signal terminates a process, so
+ * every doubt is a refusal. The signal goes through a pidfd opened before the checks, so a pid
+ * reused meanwhile cannot receive it.
  *
  * The parsers (signal names, environ, status masks, file names) are pure and mirror the
  * shim's (preload/config.c); they are what the unit tests call.
@@ -242,11 +244,26 @@ static int output_dir(const lkd_snap_proc_t *p, const char *dir, char **out, cha
     return rc < 0 ? (*out = NULL, -ENOMEM) : 0;
 }
 
+/* True when text (lines) has a line equal to line. */
+static bool has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *s = text; s && *s;) {
+        const char *end = strchr(s, '\n');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (len == n && !memcmp(s, line, n))
+            return true;
+        s = end ? end + 1 : s + len;
+    }
+    return false;
+}
+
 /*
  * Decides from a process's /proc facts whether it may be asked for a snapshot, and how.
  * Returns 0 with *t filled (t->dir malloc'd), or -errno with one line in err: -ESRCH gone
  * or a zombie, -EPERM facts unreadable (not ours), -ENOTSUP not traced, request signal
- * "none", or the signal not caught (sending it could kill the process), -ENOMEM.
+ * "none", the signal not caught (sending it could kill the process) or caught by the
+ * program's own handler, -ENOMEM.
  */
 int lkd_snap_decide(const lkd_snap_proc_t *p, lkd_snap_target_t *t, char *err, size_t errlen)
 {
@@ -288,6 +305,13 @@ int lkd_snap_decide(const lkd_snap_proc_t *p, lkd_snap_target_t *t, char *err, s
                  "(the program had already set that signal's disposition, or the shim is inert "
                  "in it), and the signal would kill it; not signalling it",
                  pid, sig, name);
+        return -ENOTSUP;
+    }
+    if (!has_line(p->threads, LKD_LISTENER_THREAD)) {
+        snprintf(err, errlen,
+                 "PID %d catches signal %d (%s) with a handler of its own, not leakdiff's (no "
+                 "thread named %s in it); not signalling it",
+                 pid, sig, name, LKD_LISTENER_THREAD);
         return -ENOTSUP;
     }
     int rc = output_dir(p, lkd_snap_environ_get(p->environ, p->environ_len, "LEAKDIFF_OUTPUT"),
@@ -448,10 +472,40 @@ out:
     return rc;
 }
 
+/* The names of pid's threads, one per line (malloc'd; NULL when unreadable). */
+static char *thread_names(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return NULL;
+    char *all = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&all, &size);
+    struct dirent *e;
+    while (out && (e = readdir(d))) {
+        char *name = NULL;
+        size_t len;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%.20s/comm", (int)pid, e->d_name);
+        if (read_all(path, &name, &len) == 0)
+            fputs(name, out); /* comm ends with a newline */
+        free(name);
+    }
+    closedir(d);
+    if (out && fclose(out) != 0) {
+        free(all);
+        all = NULL;
+    }
+    return all;
+}
+
 /* The /proc facts of pid, each NULL when unreadable; free with proc_free. */
 typedef struct proc_texts {
     lkd_snap_proc_t p;
-    char *status, *maps, *environ, *cwd;
+    char *status, *maps, *environ, *cwd, *threads;
     int maps_errno; /* why maps could not be read */
 } proc_texts_t;
 
@@ -475,6 +529,8 @@ static void proc_read(proc_texts_t *t, pid_t pid)
         cwd[n] = '\0';
         t->cwd = strdup(cwd);
     }
+    t->threads = thread_names(pid);
+    t->p.threads = t->threads;
     t->p.status = t->status;
     t->p.maps = t->maps;
     t->p.environ = t->environ;
@@ -487,6 +543,7 @@ static void proc_free(proc_texts_t *t)
     free(t->maps);
     free(t->environ);
     free(t->cwd);
+    free(t->threads);
 }
 
 /* Checks that pid exists and may be signalled; fills *t. Returns 0 or -errno + err. */

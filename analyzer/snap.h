@@ -38,7 +38,8 @@ typedef struct lkd_snap_proc {
     const char *maps;    /* /proc/PID/maps */
     const char *environ; /* /proc/PID/environ: NUL-separated NAME=VALUE */
     size_t environ_len;
-    const char *cwd; /* readlink /proc/PID/cwd */
+    const char *cwd;     /* readlink /proc/PID/cwd */
+    const char *threads; /* its threads' names (/proc/PID/task/TID/comm), one per line */
 } lkd_snap_proc_t;
 
 /* What to do with a process lkd_snap_decide accepted. */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "parse.h"
 #include "log.h"
 #include "track.h"
 
@@ -38,6 +39,9 @@ static atomic_uint pending;
 static atomic_bool main_gone; /* main() left through pthread_exit */
 static bool forked_from_main = true;
 static bool handler_installed;
+static pthread_t writer;
+static bool writer_started;
+static pid_t owner; /* the process the handler and writer belong to */
 
 static void on_signal(int sig)
 {
@@ -189,16 +193,18 @@ static void *writer_main(void *arg)
 static void start_writer(void)
 {
     sigset_t all, old;
-    pthread_t thread;
     pthread_attr_t attr;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    int err = pthread_create(&thread, &attr, writer_main, NULL);
+    int err = pthread_create(&writer, &attr, writer_main, NULL);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    writer_started = !err;
+    if (!err) /* /proc/self/task/TID/comm: the marker `leakdiff snap` looks for */
+        pthread_setname_np(writer, handler_installed ? LKD_LISTENER_THREAD : LKD_WRITER_THREAD);
     if (err)
         lkd_log_warn("cannot start the snapshot writer thread (errno %d); signal and interval "
                      "snapshots are off",
@@ -234,10 +240,34 @@ void lkd_control_start(void)
                      errno);
         return;
     }
+    owner = getpid();
     if (lkd_config.signal)
         install_handler();
     if (handler_installed || lkd_config.interval)
         start_writer();
+}
+
+/* lkd_control_signal_set - see control.h. Runs in the program's thread, after its call. */
+void lkd_control_signal_set(int sig, const struct sigaction *act)
+{
+    if (!act || sig != lkd_config.signal || !handler_installed)
+        return;
+    bool plain = !(act->sa_flags & SA_SIGINFO);
+    if (plain && act->sa_handler == on_signal)
+        return;
+    /* A vfork child shares our memory and will exec or _exit: it changes nothing here. */
+    if (getpid() != owner)
+        return;
+    handler_installed = false;
+    if (writer_started)
+        pthread_setname_np(writer, LKD_WRITER_THREAD);
+    /* Back to the default or ignored (a child resetting its signals before exec does that):
+     * snap refuses such a process anyway, nothing to say. */
+    if (plain && (act->sa_handler == SIG_DFL || act->sa_handler == SIG_IGN))
+        return;
+    lkd_log_warn("the program set its own handler for signal %d; snapshots on signal are off "
+                 "(set LEAKDIFF_SIGNAL to another signal)",
+                 sig);
 }
 
 /* lkd_control_prepare_fork - remembers whether the forking thread is the main thread. */
@@ -260,6 +290,7 @@ void lkd_control_main_exited(void)
 void lkd_control_forked(void)
 {
     atomic_store(&pending, 0);
+    owner = getpid();
     if (!wake_ok || !(handler_installed || lkd_config.interval))
         return;
     sem_init(&wake, 0, 0);

@@ -10,12 +10,18 @@
 #ifndef LKD_CONTROL_H
 #define LKD_CONTROL_H
 
+#include <signal.h>
+
 /* Installs the handler (if the signal is still at its default disposition) and starts the
  * writer thread when a signal or an interval is configured. Call once, after init. */
 void lkd_control_start(void);
 /* The main thread is leaving through pthread_exit: from now on the writer ends the process
  * (exit(0), as glibc would) when it is the last thread left. */
 void lkd_control_main_exited(void);
+/* The program set signal sig's disposition (sigaction or signal succeeded; act is what it
+ * set). When that replaces the shim's handler of the request signal, signal requests are
+ * off from now on: one warning, and the writer thread is renamed so `leakdiff snap` knows. */
+void lkd_control_signal_set(int sig, const struct sigaction *act);
 /* fork prepare handler: notes whether the forking thread is the main thread. */
 void lkd_control_prepare_fork(void);
 /* In a fork child: the writer thread did not survive the fork; start a new one. */

@@ -7,6 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* The name of the shim's writer thread while the shim's handler owns the request signal,
+ * in /proc/PID/task/TID/comm: `leakdiff snap` signals a process only when it sees it.
+ * Otherwise (interval snapshots only, or the program took the signal over) the thread is
+ * named LKD_WRITER_THREAD. At most 15 characters. */
+#define LKD_LISTENER_THREAD "leakdiff-sig"
+#define LKD_WRITER_THREAD "leakdiff"
+
 /* Parses a decimal unsigned integer in [min, max]; false when s is not exactly that. */
 bool lkd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Parses a signal: a number, a name with or without "SIG" (USR1, RTMIN+3, ...), or "none"

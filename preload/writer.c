@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdio.h> /* renameat only; no stdio streams are used */
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -333,6 +334,25 @@ static void mem_free(void *ctx, void *ptr, size_t size)
     lkd_arena_free(ptr, size);
 }
 
+/* Moves a descriptor of ours away from the low numbers. A program may close 0-2 or any fd
+ * it believes free and dup2 its own file onto that number while a snapshot is written (CPython's
+ * test_subprocess does, with stdout): the snapshot's bytes would then land in the program's
+ * file. Numbers this high are out of the way of open() and of such dup2 calls. */
+static int fd_high(int fd)
+{
+    struct rlimit lim;
+    if (fd < 0 || getrlimit(RLIMIT_NOFILE, &lim) < 0)
+        return fd;
+    rlim_t base = lim.rlim_cur > 1024 ? 1000 : lim.rlim_cur / 2;
+    if (base <= 3 || (rlim_t)fd >= base)
+        return fd;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)base);
+    if (high < 0)
+        return fd;
+    close(fd);
+    return high;
+}
+
 /* Writes the encoded snapshot to dir/name through a temp file; 0 or -errno. */
 static int write_file(const char *name, const lkd_snapfile_input_t *in)
 {
@@ -341,13 +361,14 @@ static int write_file(const char *name, const lkd_snapfile_input_t *in)
     lkd_log_format(tmp, sizeof tmp, ".%s.tmp", name);
     if (!make_dirs(lkd_config.output))
         return -errno ? -errno : -ENOTDIR;
-    int dir = open(lkd_config.output, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = fd_high(open(lkd_config.output, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (dir < 0)
         return -errno;
     int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0 && errno == EEXIST && unlinkat(dir, tmp, 0) == 0) /* left by a dead process */
         fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     int err = fd < 0 ? -errno : 0;
+    fd = fd_high(fd);
     if (!err)
         err = lkd_snapfile_write(fd, in, &mem);
     if (!err && fsync(fd) < 0 && errno != EINVAL)

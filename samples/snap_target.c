@@ -12,6 +12,8 @@
  *                   snapnull: leakdiff_snapshot(NULL); result: the return value
  *     start, stop, tracing, resetpeak    the API calls; result: the return value
  *     memory        leakdiff_traced_memory: "ok RC CURRENT PEAK"
+ *     handle        installs a handler of its own for SIGRTMIN+6 (the shim's default request
+ *                   signal) with signal(2); handled: how many times it ran
  *     quit          exits 0 (EOF on stdin too)
  *
  * Nothing but the kept blocks is allocated: lines are read and written with read(2) and
@@ -22,6 +24,7 @@
  * EXPECT other bytes=0 blocks=0
  */
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +88,14 @@ static int get_line(char *buf, size_t size)
     return 1;
 }
 
+static volatile sig_atomic_t handled;
+
+static void on_request_signal(int sig)
+{
+    (void)sig;
+    handled++;
+}
+
 static void reply(const char *fmt, long long a, long long b, long long c)
 {
     char line[128];
@@ -117,7 +128,11 @@ static int serve_one(char *line)
     else if (!strcmp(line, "memory")) {
         int rc = leakdiff_traced_memory(&cur, &peak);
         reply("ok %lld %lld %lld\n", rc, (long long)cur, (long long)peak);
-    } else if (!strcmp(line, "quit"))
+    } else if (!strcmp(line, "handle"))
+        reply("ok %lld\n", signal(SIGRTMIN + 6, on_request_signal) == SIG_ERR ? -1 : 0, 0, 0);
+    else if (!strcmp(line, "handled"))
+        reply("ok %lld\n", handled, 0, 0);
+    else if (!strcmp(line, "quit"))
         return 0;
     else
         put("error unknown command\n");

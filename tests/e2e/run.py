@@ -1088,6 +1088,26 @@ class OnRequest(Case):
         self.assertEqual(t.quit(), (0, ""))
         self.assertEqual(sorted(f.label for f in self.snapshots_in(out)), ["exit", "exit"])
 
+    def test_snap_refuses_when_the_program_takes_the_signal(self):
+        """A program that installs its own handler for the request signal after start-up:
+        snap works before, is refused after (exit 3, no signal sent: the program's handler
+        never runs), the shim warns once, and the program keeps running."""
+        out = self.mkdir("out")
+        t = Target(self, out)
+        path, _ = self.snap(t.pid)
+        self.assertTrue(os.path.exists(path))
+        self.assertEqual(t.ask("handle"), ["0"])
+        _, proc = self.snap(t.pid, expect=3)
+        self.assertIn("PID %d catches signal 40 (SIGRTMIN+6) with a handler of its own"
+                      % t.pid, proc.stderr)
+        self.assertEqual(t.ask("handled"), ["0"], "the program's handler never ran")
+        status, err = t.quit()
+        self.assertEqual(status, 0)
+        self.assertEqual(err.splitlines(), ["leakdiff: the program set its own handler for "
+                                            "signal 40; snapshots on signal are off (set "
+                                            "LEAKDIFF_SIGNAL to another signal)"])
+        self.assertEqual(sorted(f.label for f in self.snapshots_in(out)), ["exit", "signal"])
+
     def test_snap_refuses_other_users_process(self):
         """A process of another user: a clear refusal, exit 3."""
         out = self.mkdir("out")
@@ -1403,8 +1423,8 @@ class Lifecycle(Case):
 # The runner: parallel, one summary line.
 
 # Slow tests first, so that they overlap with the many quick ones.
-SLOW_FIRST = ("test_requests_while_writing_are_queued",
-              "test_snapshots_consistent_while_threads_churn", "test_interval", "test_python3",
+SLOW_FIRST = ("test_regression_tests_pass_as_without_the_shim",
+              "test_requests_while_writing_are_queued", "test_snapshots_consistent_while_threads_churn", "test_interval", "test_python3",
               "test_sqlite3", "test_thread_churn", "test_thread_leaks", "test_cpp_leak")
 
 

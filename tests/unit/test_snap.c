@@ -236,13 +236,41 @@ static const char status_catches_usr2[] = "Name:\tsleeper\nState:\tS (sleeping)\
 static const char status_catches_none[] = "Name:\tsleeper\nState:\tS (sleeping)\n"
                                           "SigCgt:\t0000000000000000\n";
 
+/* The threads of a traced process whose shim owns the request signal. */
+#define THREADS_LISTENING "sleeper\nleakdiff-sig\nworker\n"
+
 /* Decides on a process with the given facts; env is a literal (its own NUL terminates). */
 static int decide(const char *status, const char *maps, const char *env, size_t env_size,
                   const char *cwd, lkd_snap_target_t *t, char *err)
 {
-    lkd_snap_proc_t p = {4242, status, maps, env, env ? env_size - 1 : 0, cwd};
+    lkd_snap_proc_t p = {4242, status, maps, env, env ? env_size - 1 : 0, cwd, THREADS_LISTENING};
     err[0] = '\0';
     return lkd_snap_decide(&p, t, err, 512);
+}
+
+/* The same decision with the given thread names (/proc/PID/task/TID/comm lines). */
+static int decide_threads(const char *threads, lkd_snap_target_t *t, char *err)
+{
+    static const char env[] = "HOME=/root";
+    lkd_snap_proc_t p = {4242,   status_catches_40, MAPS_TRACED, env, sizeof env - 1, "/srv",
+                         threads};
+    err[0] = '\0';
+    return lkd_snap_decide(&p, t, err, 512);
+}
+
+Test(snap, decide_refuses_a_signal_the_program_took_over)
+{
+    lkd_snap_target_t t;
+    char err[512];
+    /* SigCgt says caught, but the writer thread is named "leakdiff": the program's handler. */
+    cr_expect_eq(decide_threads("sleeper\nleakdiff\n", &t, err), -ENOTSUP);
+    cr_expect(strstr(err, "handler of its own") != NULL, "%s", err);
+    cr_expect_eq(t.signal, 0, "no signal for a refused process");
+    cr_expect_eq(decide_threads("sleeper\nleakdiff-sig2\n", &t, err), -ENOTSUP, "exact name");
+    cr_expect_eq(decide_threads("", &t, err), -ENOTSUP);
+    cr_expect_eq(decide_threads(NULL, &t, err), -ENOTSUP, "thread names unreadable");
+    cr_assert_eq(decide_threads("leakdiff-sig", &t, err), 0, "last line without newline: %s", err);
+    free(t.dir);
 }
 
 #define ENV(s) s, sizeof s

@@ -1,0 +1,106 @@
+"""End-to-end tests: what the shim must not change in the traced process.
+
+  * file descriptors: a traced program sees exactly the descriptors it would see without the
+    shim (libunwind's memory-check pipe is served without one, preload/intercept.c), in the
+    program itself and in a traced child it execs;
+  * frames without unwind info: libunwind's frame-pointer fallback, whose memory checks the
+    shim answers, still yields the whole stack (samples/no_unwind_info.c);
+  * disk full: a snapshot that does not fit leaves no temporary file behind, costs one
+    warning, and the program goes on (a real tmpfs of 64 KiB in a private mount namespace).
+
+Collected by tests/e2e/run.py.
+"""
+
+import json
+import os
+
+import run
+
+# Prints the program's open descriptors as JSON, then the same for a child it execs.
+LIST_FDS = r"""
+import json, os, subprocess, sys
+mine = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
+child = subprocess.run([sys.executable, "-c",
+                        "import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))"],
+                       capture_output=True, text=True, close_fds=True).stdout
+print(json.dumps({"self": mine, "child": json.loads(child)}))
+"""
+
+# Keeps 100,000 small blocks (PYTHONMALLOC=malloc) so that no snapshot fits in 64 KiB, asks
+# for one through the API, reports the return value, and goes on working.
+FILL_DISK = r"""
+import ctypes, os, sys
+api = ctypes.CDLL(None).leakdiff_snapshot
+api.argtypes = [ctypes.c_char_p]
+api.restype = ctypes.c_int
+kept = [str(i) * 3 for i in range(100000)]
+rc = api(b"big")
+print("snapshot returned", rc)
+print("after:", sum(len(s) for s in kept))
+"""
+
+
+class Process(run.Case):
+    def test_no_extra_file_descriptors(self):
+        """A traced python3 and the traced child it execs see the same descriptors as they
+        do untraced (before the fix libunwind's pipe added two to each)."""
+        plain = run.run([run.PYTHON, "-c", LIST_FDS])
+        self.assertEqual(plain.returncode, 0, run.describe(plain))
+        out = self.mkdir("out")
+        traced = run.run([run.PYTHON, "-c", LIST_FDS],
+                         env=run.clean_env(LD_PRELOAD=run.SHIM, LEAKDIFF_OUTPUT=out))
+        self.assertEqual(traced.returncode, 0, run.describe(traced))
+        self.assertEqual(traced.stderr, "", run.describe(traced))
+        self.assertEqual(json.loads(traced.stdout), json.loads(plain.stdout),
+                         "descriptors differ (traced, untraced):" + run.describe(traced)
+                         + run.describe(plain))
+        # Both processes were traced: the parent's and the child's exit snapshots.
+        snaps = self.snapshots_in(out, traced)
+        self.assertEqual([s.label for s in snaps], ["exit", "exit"], snaps)
+        self.assertEqual(len({s.pid for s in snaps}), 2, snaps)
+
+    def test_frames_without_unwind_info_keep_the_whole_stack(self):
+        """no_unwind_info.c has no unwind tables: libunwind walks its frames by the frame
+        pointers and checks each read, and the stack still reads inner <- outer <- main."""
+        binary = os.path.join(run.SAMPLE_BIN, "no_unwind_info")
+        self.need(binary, "the sample")
+        snap, _ = self.run_traced([binary])
+        doc = self.top(snap, by="traceback")
+        self.assertEqual(len(doc["groups"]), 1, doc["groups"])
+        group = doc["groups"][0]
+        self.assertEqual((group["bytes"], group["blocks"]), (300, 3))
+        functions = [f["function"] for f in group["frames"]]
+        self.assertEqual(functions[:3], ["inner", "outer", "main"], functions)
+
+    def test_disk_full(self):
+        """On a full 64 KiB tmpfs: leakdiff_snapshot returns -ENOSPC, the program goes on and
+        exits 0, one warning names the directory and the error, no temp file is left, and
+        the exit snapshot (written once the interpreter has freed its objects) fits."""
+        out = self.mkdir("small")
+        script = os.path.join(self.tmp, "fill.py")
+        with open(script, "w") as f:
+            f.write(FILL_DISK)
+        # A private mount namespace: the tmpfs disappears with the shell, even on failure.
+        shell = ('mount -t tmpfs -o size=64k leakdiff-e2e "$1" || exit 99; '
+                 'env LD_PRELOAD="$2" LEAKDIFF_OUTPUT="$1" PYTHONMALLOC=malloc "$3" "$4"; '
+                 'echo "status $?"; ls -A "$1"; cp "$1"/*.snap "$5"')
+        kept = self.mkdir("kept")
+        proc = run.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", shell,
+                        "sh", out, run.SHIM, run.PYTHON, script, kept])
+        self.assertNotEqual(proc.returncode, 99, "cannot mount a tmpfs (needs root):"
+                            + run.describe(proc))
+        self.assertEqual(proc.returncode, 0, run.describe(proc))
+        lines = proc.stdout.split("\n")
+        enospc = -28
+        self.assertEqual(lines[:3], ["snapshot returned %d" % enospc, "after: %d" % sum(
+            len(str(i) * 3) for i in range(100000)), "status 0"], run.describe(proc))
+        # Only the exit snapshot is in the directory: the failed one's temp file is gone.
+        self.assertEqual(len(lines), 5, run.describe(proc))
+        m = run.SNAP_NAME.match(lines[3])
+        self.assertIsNotNone(m, run.describe(proc))
+        self.assertEqual((m.group("seq"), m.group("label")), ("0002", "exit"), lines[3])
+        self.leakdiff("info", os.path.join(kept, lines[3]))
+        warnings = [l for l in proc.stderr.splitlines() if l.startswith("leakdiff:")]
+        self.assertEqual(len(warnings), 1, run.describe(proc))
+        self.assertIn(out, warnings[0])
+        self.assertIn("ENOSPC", warnings[0])
