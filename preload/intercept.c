@@ -232,6 +232,15 @@ HOOK long syscall(long nr, ...)
     return raw_syscall6(nr, a, b, c, d, e, f);
 }
 
+/* kill: a program that ends itself with a signal never reaches the destructor that writes
+ * the exit snapshot, so it is written first (track.c decides whether sig ends us). */
+HOOK int kill(pid_t pid, int sig)
+{
+    if (pid > 0 && pid == getpid())
+        lkd_track_before_self_kill(sig);
+    return (int)raw_syscall6(SYS_kill, pid, sig, 0, 0, 0, 0);
+}
+
 HOOK int pipe2(int fds[2], int flags)
 {
     if (lkd_guard) {

@@ -334,9 +334,42 @@ __attribute__((constructor)) static void track_constructor(void)
 /* The exit snapshot, from the shim's ELF destructor: it runs in _dl_fini, after the
  * program's atexit handlers and C++ static destructors. The tracker's memory is left
  * mapped on purpose, since later destructors may still free blocks. */
+static atomic_bool exit_written;
+
 __attribute__((destructor)) static void track_destructor(void)
 {
     if (atomic_load(&lkd_state) != LKD_ST_READY || !lkd_config.at_exit || lkd_guard)
         return;
-    lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
+    if (!atomic_exchange(&exit_written, true))
+        lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
+}
+
+/* True when sig, sent to this process now, ends it: its disposition is the default, the
+ * default terminates, and this thread does not block it. */
+static bool ends_process(int sig)
+{
+    static const int survivable[] = {SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP,
+                                     SIGTTIN, SIGTTOU, SIGURG,  SIGWINCH};
+    struct sigaction now;
+    sigset_t blocked;
+    if (sig <= 0 || sig >= NSIG)
+        return false;
+    for (size_t i = 0; i < sizeof survivable / sizeof *survivable; i++)
+        if (sig == survivable[i])
+            return false;
+    if (sig != SIGKILL && (sigaction(sig, NULL, &now) < 0 || (now.sa_flags & SA_SIGINFO) ||
+                           now.sa_handler != SIG_DFL))
+        return false;
+    return pthread_sigmask(SIG_BLOCK, NULL, &blocked) == 0 &&
+           (sig == SIGKILL || !sigismember(&blocked, sig));
+}
+
+/* lkd_track_before_self_kill - see track.h. */
+void lkd_track_before_self_kill(int sig)
+{
+    if (atomic_load(&lkd_state) != LKD_ST_READY || !lkd_config.at_exit || lkd_guard ||
+        !ends_process(sig))
+        return;
+    if (!atomic_exchange(&exit_written, true))
+        lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
 }

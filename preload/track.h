@@ -52,6 +52,10 @@ bool lkd_track_recording(void);
 /* Writes a snapshot now (serialized with every other writer); 0 or -errno. Sets the guard
  * itself. flags: enum lkd_fmt_process_flag. */
 int lkd_track_snapshot(const char *label, uint32_t flags);
+/* The program is about to send itself sig with kill(2): when that will end the process
+ * (default disposition, terminating, not blocked), the exit snapshot is written now, since
+ * the destructor will never run. CPython ends this way after a KeyboardInterrupt. */
+void lkd_track_before_self_kill(int sig);
 /* Current traced bytes and peak, for the program API. */
 void lkd_track_memory(uint64_t *current, uint64_t *peak);
 void lkd_track_reset_peak(void);

@@ -6,13 +6,16 @@
   * frames without unwind info: libunwind's frame-pointer fallback, whose memory checks the
     shim answers, still yields the whole stack (samples/no_unwind_info.c);
   * disk full: a snapshot that does not fit leaves no temporary file behind, costs one
-    warning, and the program goes on (a real tmpfs of 64 KiB in a private mount namespace).
+    warning, and the program goes on (a real tmpfs of 64 KiB in a private mount namespace);
+  * `leakdiff run` forwards SIGTERM and SIGINT to the program.
 
 Collected by tests/e2e/run.py.
 """
 
 import json
 import os
+import signal
+import subprocess
 
 import run
 
@@ -104,3 +107,47 @@ class Process(run.Case):
         self.assertEqual(len(warnings), 1, run.describe(proc))
         self.assertIn(out, warnings[0])
         self.assertIn("ENOSPC", warnings[0])
+
+
+# Waits for SIGTERM (exit 7 after saying so) or SIGINT (Python's default: KeyboardInterrupt,
+# then death by SIGINT); the snapshot is written at its normal exit.
+WAIT_FOR_SIGNAL = r"""
+import signal, sys, time
+def term(*_):
+    print("got TERM", flush=True)
+    sys.exit(7)
+signal.signal(signal.SIGTERM, term)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+class Forwarding(run.Case):
+    def run_and_signal(self, sig):
+        out = self.mkdir("out")
+        p = subprocess.Popen([run.LEAKDIFF, "run", "-o", out, "--", run.PYTHON, "-c",
+                              WAIT_FOR_SIGNAL], env=run.clean_env(), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            os.kill(p.pid, sig)  # to leakdiff only, as kill(1) would
+            stdout, stderr = p.communicate(timeout=30)
+        finally:
+            run.kill_session(p.pid)
+        return p.returncode, stdout, stderr, out
+
+    def test_sigterm_reaches_the_program(self):
+        """SIGTERM sent to `leakdiff run` reaches the program, whose handler exits 7:
+        leakdiff exits 7 and reports the exit snapshot."""
+        status, stdout, stderr, out = self.run_and_signal(signal.SIGTERM)
+        self.assertEqual((status, stdout.splitlines()[0]), (7, "got TERM"), stderr)
+        self.assertEqual([s.label for s in self.snapshots_in(out)], ["exit"])
+
+    def test_sigint_reaches_the_program(self):
+        """SIGINT: Python's KeyboardInterrupt ends the program by SIGINT; leakdiff exits
+        128+2 like a shell, and the interpreter's exit snapshot is there."""
+        status, _, stderr, out = self.run_and_signal(signal.SIGINT)
+        self.assertEqual(status, 128 + signal.SIGINT, stderr)
+        self.assertIn("KeyboardInterrupt", stderr)
+        self.assertEqual([s.label for s in self.snapshots_in(out)], ["exit"])
