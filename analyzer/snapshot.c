@@ -297,12 +297,13 @@ static int records_check(reader_t *r, const lkd_fmt_section_t *e, size_t ours)
 }
 
 /* BLOCKS holds varints: between 1 and 10 bytes for each 4 bytes of its records, which
- * bounds count by raw_size (so the block array costs at most 32 bytes per raw byte). */
+ * bounds count by raw_size (at least 5 bytes per block, so the block array costs at most
+ * 8 bytes per raw byte). 1.0 files have 32-byte records (no leader column). */
 static int blocks_shape_check(reader_t *r, const lkd_fmt_section_t *e)
 {
-    if (e->record_size < sizeof(lkd_fmt_block_t))
-        return bad(r, e->type, "record_size %u is smaller than %zu", (unsigned)e->record_size,
-                   sizeof(lkd_fmt_block_t));
+    if (e->record_size < LKD_FMT_BLOCK_V10_SIZE)
+        return bad(r, e->type, "record_size %u is smaller than %d", (unsigned)e->record_size,
+                   LKD_FMT_BLOCK_V10_SIZE);
     uint64_t columns = e->record_size / sizeof(uint32_t);
     if (e->count > e->raw_size / 5 || e->raw_size / 10 > e->count * columns)
         return bad(r, e->type, "raw_size %llu does not fit count %llu (1..10 bytes per value)",
@@ -608,8 +609,9 @@ static int blocks_undelta(reader_t *r, const lkd_snapshot_t *snap, lkd_fmt_block
     return 0;
 }
 
-/* BLOCKS: varint columns address delta, size, birth difference, stack, flags; columns of a
- * newer minor (record_size larger than ours) follow and are ignored. */
+/* BLOCKS: varint columns address delta, size, birth difference, stack, flags, and since 1.1
+ * leader (absent in 1.0 files: record_size 32); columns of a newer minor (record_size
+ * larger than ours) follow and are ignored. */
 static int blocks_decode(reader_t *r, lkd_snapshot_t *snap, const lkd_fmt_section_t *e,
                          const unsigned char *raw)
 {
@@ -619,13 +621,20 @@ static int blocks_decode(reader_t *r, lkd_snapshot_t *snap, const lkd_fmt_sectio
     lkd_fmt_block_t *b = snap->blocks = array_new(r, n, sizeof *b, &rc);
     if (rc)
         return rc;
+    memset(b, 0, n * sizeof *b); /* leader of 1.0 files, reserved */
     if (!column_get64(&c, b, n, offsetof(lkd_fmt_block_t, address)) ||
         !column_get64(&c, b, n, offsetof(lkd_fmt_block_t, size)) ||
         !column_get64(&c, b, n, offsetof(lkd_fmt_block_t, birth)) ||
         !column_get32(&c, b, n, offsetof(lkd_fmt_block_t, stack)) ||
-        !column_get32(&c, b, n, offsetof(lkd_fmt_block_t, flags)))
+        !column_get32(&c, b, n, offsetof(lkd_fmt_block_t, flags)) ||
+        (e->record_size > LKD_FMT_BLOCK_V10_SIZE &&
+         !column_get32(&c, b, n, offsetof(lkd_fmt_block_t, leader))))
         return bad(r, e->type, "bad or truncated varint column");
-    if (e->record_size == sizeof *b && c.p != c.end)
+    for (size_t i = 0; i < n; i++)
+        if (b[i].leader > n)
+            return bad(r, e->type, "block %zu: leader %u beyond the %zu blocks", i,
+                       (unsigned)b[i].leader, n);
+    if (e->record_size <= sizeof *b && c.p != c.end)
         return bad(r, e->type, "%zu bytes after the last column", (size_t)(c.end - c.p));
     rc = blocks_undelta(r, snap, b, n);
     if (!rc)

@@ -183,7 +183,7 @@ static int stacks_encode(writer_t *w, section_t *s, const lkd_snapfile_input_t *
     return 0;
 }
 
-enum { BLOCK_COLUMNS = 5 }; /* address delta, size, birth difference, stack, flags */
+enum { BLOCK_COLUMNS = 6 }; /* address delta, size, birth difference, stack, flags, leader */
 
 static unsigned char *varint_put(unsigned char *p, uint64_t v)
 {
@@ -202,7 +202,9 @@ static uint64_t zigzag_diff(uint64_t a, uint64_t b)
     return (d << 1) ^ (0 - (d >> 63));
 }
 
-/* Most bytes a column of n values can take: 10 per 64-bit value, 5 per 32-bit value. */
+/* Most bytes a column of n values can take: 10 per 64-bit value, 5 per 32-bit value; all
+ * columns together at most BLOCKS_CAP bytes per block. */
+enum { BLOCKS_CAP = 3 * 10 + (BLOCK_COLUMNS - 3) * 5 };
 static size_t column_cap(int column, size_t n)
 {
     return (column < 3 ? 10 : 5) * n;
@@ -227,6 +229,7 @@ static size_t blocks_columns(const lkd_fmt_block_t *b, size_t n, size_t stack_co
         col[2] = varint_put(col[2], zigzag_diff(b[i].birth, birth));
         col[3] = varint_put(col[3], b[i].stack);
         col[4] = varint_put(col[4], b[i].flags);
+        col[5] = varint_put(col[5], b[i].leader);
         address = b[i].address;
         birth = b[i].birth;
     }
@@ -238,8 +241,8 @@ static size_t blocks_columns(const lkd_fmt_block_t *b, size_t n, size_t stack_co
     return (size_t)(end - out);
 }
 
-/* BLOCKS, column by column. The scratch buffer is sized for the worst case (40 bytes per
- * block) but only the ~6 bytes per block actually written are touched. Returns 0, -ENOMEM,
+/* BLOCKS, column by column. The scratch buffer is sized for the worst case (BLOCKS_CAP bytes
+ * per block) but only the ~6 bytes per block actually written are touched. Returns 0, -ENOMEM,
  * or -EINVAL for unsorted/bad blocks. */
 static int blocks_encode(writer_t *w, section_t *s, const lkd_snapfile_input_t *in)
 {
@@ -247,7 +250,7 @@ static int blocks_encode(writer_t *w, section_t *s, const lkd_snapfile_input_t *
     section_init(s, LKD_FMT_SEC_BLOCKS, NULL, 0, n, sizeof(lkd_fmt_block_t));
     if (n == 0)
         return 0;
-    unsigned char *p = section_scratch(w, s, column_cap(0, n) * 4);
+    unsigned char *p = section_scratch(w, s, (size_t)BLOCKS_CAP * n);
     if (!p)
         return -ENOMEM;
     s->entry.raw_size = blocks_columns(in->blocks, n, in->stack_count, p);

@@ -404,7 +404,8 @@ static void sort_blocks(lkd_fmt_block_t *b, size_t n)
 static void copy_block(copy_ctx_t *c, uintptr_t addr, const lkd_block_t *b)
 {
     if (c->n < c->max)
-        c->out[c->n++] = (lkd_fmt_block_t){addr, b->size, b->birth, b->stack, 0};
+        c->out[c->n++] = (lkd_fmt_block_t){
+            .address = addr, .size = b->size, .birth = b->birth, .stack = b->stack};
 }
 
 static void copy_slot(copy_ctx_t *c, uintptr_t base, const slot_t *s)

@@ -1,5 +1,5 @@
 /*
- * leakdiff snapshot file format, version 1.0.
+ * leakdiff snapshot file format, version 1.1.
  *
  * Shared verbatim by the writer (preload/) and the reader (analyzer/). Versioned like an
  * ABI: a reader refuses a newer major version and skips sections whose type it does not
@@ -35,9 +35,11 @@
  *             (ascending; each the delta from the previous address, the first from 0),
  *             size[count], birth[count] (each the zigzag-coded signed difference from the
  *             previous birth, the first from 0: (d << 1) ^ (d >> 63)), stack[count],
- *             flags[count]. record_size is the writer's sizeof(lkd_fmt_block_t); a newer
- *             minor appends columns after these, which older readers ignore. raw_size is
- *             the length of the varint stream.
+ *             flags[count], and since 1.1 leader[count] (for an INDIRECT block, 1 + the
+ *             index in this section of the DIRECT block whose leak it hangs from; 0
+ *             otherwise). record_size is the writer's sizeof(lkd_fmt_block_t) (32 in 1.0,
+ *             40 since 1.1); a newer minor appends columns after these, which older
+ *             readers ignore. raw_size is the length of the varint stream.
  *
  * This header must stay self-contained C11 with no dependency beyond <stdint.h>/<stddef.h>.
  */
@@ -49,7 +51,7 @@
 
 #define LKD_FMT_MAGIC "LKDSNAP\x1a" /* 8 bytes, no NUL needed */
 #define LKD_FMT_MAJOR 1
-#define LKD_FMT_MINOR 0
+#define LKD_FMT_MINOR 1         /* 1.1: BLOCKS has the leader column */
 #define LKD_FMT_BUILD_ID_MAX 32 /* GNU build-ids are 20 bytes (sha1); room for others */
 #define LKD_FMT_MAX_DEPTH 256   /* readers reject deeper stacks */
 
@@ -90,7 +92,11 @@ enum lkd_fmt_module_flag {
     LKD_FMT_MOD_TRACKER = 1u << 3,  /* the leakdiff shim itself */
 };
 
-/* lkd_fmt_block_t.flags: reachability verdict (0 when not computed). */
+/* lkd_fmt_block_t.flags: reachability verdict (0 when not computed). DIRECT: no pointer to
+ * the block was found in the roots or in any other block (LeakSanitizer's "direct leak",
+ * valgrind's "definitely lost"); a group of leaked blocks that only point to each other
+ * (a cycle) has one DIRECT block, the first in address order, and the others INDIRECT.
+ * INDIRECT: pointed to only from leaked blocks. REACHABLE: reachable from a root. */
 enum lkd_fmt_block_flag {
     LKD_FMT_BLK_VERDICT_MASK = 3u,
     LKD_FMT_BLK_REACHABLE = 1u,
@@ -182,12 +188,15 @@ _Static_assert(sizeof(lkd_fmt_stack_stat_t) == 24, "stack stat layout");
 
 typedef struct lkd_fmt_block {
     uint64_t address;
-    uint64_t size;  /* bytes requested by the program */
-    uint64_t birth; /* allocation sequence number (per process, from 1) */
-    uint32_t stack; /* stack id */
-    uint32_t flags; /* enum lkd_fmt_block_flag */
+    uint64_t size;   /* bytes requested by the program */
+    uint64_t birth;  /* allocation sequence number (per process, from 1) */
+    uint32_t stack;  /* stack id */
+    uint32_t flags;  /* enum lkd_fmt_block_flag */
+    uint32_t leader; /* since 1.1: INDIRECT blocks: 1 + index of their DIRECT block */
+    uint32_t reserved;
 } lkd_fmt_block_t;
-_Static_assert(sizeof(lkd_fmt_block_t) == 32, "block layout");
+_Static_assert(sizeof(lkd_fmt_block_t) == 40, "block layout");
+#define LKD_FMT_BLOCK_V10_SIZE 32 /* record_size of BLOCKS in 1.0: no leader column */
 
 #define LKD_FMT_HOST_OK (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
 

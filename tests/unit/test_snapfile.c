@@ -136,11 +136,17 @@ static void fixture_strings(fixture_t *f)
     f->in.strings = f->strings;
     str_add(f, "");
     lkd_fmt_process_t *p = &f->in.process;
-    *p = (lkd_fmt_process_t){.pid = 4242, .ppid = 1, .seq = 3, .depth = 64,
+    *p = (lkd_fmt_process_t){.pid = 4242,
+                             .ppid = 1,
+                             .seq = 3,
+                             .depth = 64,
                              .flags = LKD_FMT_F_EXIT | LKD_FMT_F_SAMPLED,
-                             .unwind = LKD_FMT_UNWIND_FP, .sample_rate = 524288,
-                             .wall_ns = 1700000000123456789ull, .mono_ns = 987654321,
-                             .start_mono_ns = 12345, .argc = 3};
+                             .unwind = LKD_FMT_UNWIND_FP,
+                             .sample_rate = 524288,
+                             .wall_ns = 1700000000123456789ull,
+                             .mono_ns = 987654321,
+                             .start_mono_ns = 12345,
+                             .argc = 3};
     p->exe = str_add(f, "/usr/bin/prog");
     p->label = str_add(f, "exit");
     p->cwd = str_add(f, "/home/user");
@@ -154,7 +160,8 @@ static void fixture_strings(fixture_t *f)
         *m = (lkd_fmt_module_t){.bias = 0x555500000000ull * (uint64_t)(i + 1),
                                 .start = 0x555500001000ull * (uint64_t)(i + 1),
                                 .end = 0x555500201000ull * (uint64_t)(i + 1),
-                                .load_seq = (uint64_t)i, .unload_seq = i == 1 ? 77 : 0,
+                                .load_seq = (uint64_t)i,
+                                .unload_seq = i == 1 ? 77 : 0,
                                 .flags = i == 0 ? LKD_FMT_MOD_MAIN : LKD_FMT_MOD_VDSO,
                                 .build_id_len = i == 2 ? 0 : 20};
         m->path = str_add(f, paths[i]);
@@ -198,16 +205,20 @@ static void fixture_blocks(fixture_t *f, size_t n)
         b->birth = rnd() % 10 == 0 ? rnd() % 100000 : birth;
         b->stack = (uint32_t)(rnd() % f->in.stack_count);
         b->flags = (uint32_t)(rnd() % 4);
+        b->leader = (uint32_t)(rnd() % (n + 1));
         address += ((b->size + 15) & ~15ull) + 16 * (rnd() % 3);
         birth += 1 + rnd() % 3;
         f->stats[b->stack].bytes += b->size;
         f->stats[b->stack].blocks++;
     }
     if (n >= 2) {
-        f->blocks[n - 2] = (lkd_fmt_block_t){UINT64_MAX - 4096, UINT64_MAX, UINT64_MAX, 0,
-                                             UINT32_MAX};
-        f->blocks[n - 1] = (lkd_fmt_block_t){UINT64_MAX, 0, 0,
-                                             (uint32_t)(f->in.stack_count - 1), 0};
+        f->blocks[n - 2] = (lkd_fmt_block_t){.address = UINT64_MAX - 4096,
+                                             .size = UINT64_MAX,
+                                             .birth = UINT64_MAX,
+                                             .flags = UINT32_MAX,
+                                             .leader = (uint32_t)n};
+        f->blocks[n - 1] =
+            (lkd_fmt_block_t){.address = UINT64_MAX, .stack = (uint32_t)(f->in.stack_count - 1)};
     }
     f->in.blocks = f->blocks;
     f->in.block_count = n;
@@ -271,20 +282,19 @@ static void expect_equal(const lkd_snapshot_t *s, const lkd_snapfile_input_t *in
         cr_assert_eq(s->stack_offsets[i], off, "offset of stack %zu", i);
         off += in->stack_depths[i];
     }
-    cr_assert_eq(memcmp(s->frames, in->frames, in->frame_count * sizeof *in->frames), 0,
-                 "frames");
+    cr_assert_eq(memcmp(s->frames, in->frames, in->frame_count * sizeof *in->frames), 0, "frames");
     cr_assert_eq(s->stack_stat_count, in->stack_stat_count, "stack_stat_count");
-    cr_assert_eq(memcmp(s->stack_stats, in->stack_stats,
-                        in->stack_stat_count * sizeof *in->stack_stats),
-                 0, "stack stats");
+    cr_assert_eq(
+        memcmp(s->stack_stats, in->stack_stats, in->stack_stat_count * sizeof *in->stack_stats), 0,
+        "stack stats");
     cr_assert_eq(s->block_count, in->block_count, "block_count");
     for (size_t i = 0; i < in->block_count; i++)
         cr_assert_eq(memcmp(&s->blocks[i], &in->blocks[i], sizeof *s->blocks), 0,
-                     "block %zu: address %#llx size %llu birth %llu stack %u flags %u", i,
-                     (unsigned long long)s->blocks[i].address,
-                     (unsigned long long)s->blocks[i].size,
-                     (unsigned long long)s->blocks[i].birth, s->blocks[i].stack,
-                     s->blocks[i].flags);
+                     "block %zu: address %#llx size %llu birth %llu stack %u flags %u leader %u/%u",
+                     i, (unsigned long long)s->blocks[i].address,
+                     (unsigned long long)s->blocks[i].size, (unsigned long long)s->blocks[i].birth,
+                     s->blocks[i].stack, s->blocks[i].flags, s->blocks[i].leader,
+                     in->blocks[i].leader);
     cr_assert_str_eq(lkd_snapshot_string(s, in->process.exe), "/usr/bin/prog", "exe");
     cr_assert_str_eq(lkd_snapshot_string(s, UINT32_MAX), "", "out-of-range string");
 }
@@ -440,11 +450,13 @@ static size_t varint_put(unsigned char *p, uint64_t v)
     return n;
 }
 
-/* The BLOCKS payload of format.h for b[n], plus extra_columns columns of value 7. */
+/* The BLOCKS payload of format.h for b[n] (1.1: with the leader column; 1.0 without it when
+ * extra_columns is -1), plus extra_columns columns of value 7. */
 static unsigned char *blocks_payload(const lkd_fmt_block_t *b, size_t n, int extra_columns,
                                      size_t *len)
 {
-    unsigned char *buf = malloc(n * 10 * (5 + (size_t)extra_columns) + 1), *p = buf;
+    unsigned char *buf = malloc(n * 10 * (7 + (size_t)(extra_columns > 0 ? extra_columns : 0)) + 1);
+    unsigned char *p = buf;
     uint64_t prev = 0;
     for (size_t i = 0; i < n; prev = b[i++].address)
         p += varint_put(p, b[i].address - prev);
@@ -459,6 +471,8 @@ static unsigned char *blocks_payload(const lkd_fmt_block_t *b, size_t n, int ext
         p += varint_put(p, b[i].stack);
     for (size_t i = 0; i < n; i++)
         p += varint_put(p, b[i].flags);
+    for (size_t i = 0; extra_columns >= 0 && i < n; i++)
+        p += varint_put(p, b[i].leader);
     for (int k = 0; k < extra_columns; k++)
         for (size_t i = 0; i < n; i++)
             p += varint_put(p, 7);
@@ -502,9 +516,18 @@ static void round_trip(size_t nblocks, size_t nstacks, int level)
     fixture_free(&f);
 }
 
-Test(snapfile, round_trip_raw) { round_trip(5000, 200, 0); }
-Test(snapfile, round_trip_zstd) { round_trip(5000, 200, 1); }
-Test(snapfile, round_trip_zstd_level_19) { round_trip(300, 20, 19); }
+Test(snapfile, round_trip_raw)
+{
+    round_trip(5000, 200, 0);
+}
+Test(snapfile, round_trip_zstd)
+{
+    round_trip(5000, 200, 1);
+}
+Test(snapfile, round_trip_zstd_level_19)
+{
+    round_trip(300, 20, 19);
+}
 
 Test(snapfile, round_trip_empty)
 {
@@ -626,9 +649,15 @@ Test(snapfile, missing_file)
     cr_assert_str_eq(err, want, "message");
 }
 
-Test(snapfile, directory) { expect_fail(tmp_dir, -EISDIR, "Is a directory"); }
+Test(snapfile, directory)
+{
+    expect_fail(tmp_dir, -EISDIR, "Is a directory");
+}
 
-Test(snapfile, empty_file) { expect_fail_bytes("", 0, -EINVAL, "empty file"); }
+Test(snapfile, empty_file)
+{
+    expect_fail_bytes("", 0, -EINVAL, "empty file");
+}
 
 Test(snapfile, random_bytes)
 {
@@ -669,8 +698,8 @@ Test(snapfile, every_byte_flipped)
         craft_t c;
         craft_load(&c, buf, len);
         size_t table_end = c.header_size + c.n * c.section_size;
-        static const char *const names[] = {"", "PROCESS", "TOTALS", "STRINGS", "MODULES",
-                                            "STACKS", "STACK_STATS", "BLOCKS"};
+        static const char *const names[] = {"",        "PROCESS", "TOTALS",      "STRINGS",
+                                            "MODULES", "STACKS",  "STACK_STATS", "BLOCKS"};
         for (size_t i = 0; i < len; i++) {
             char want[64] = "";
             if (i >= table_end)
@@ -701,8 +730,9 @@ Test(snapfile, newer_major)
     c.h.major = 2;
     c.h.minor = 7;
     char want[512];
-    snprintf(want, sizeof want, "%s: snapshot format 2.x is newer than this leakdiff "
-                                "understands (1.x)",
+    snprintf(want, sizeof want,
+             "%s: snapshot format 2.x is newer than this leakdiff "
+             "understands (1.x)",
              tmp_path(0, "bad.snap"));
     craft_expect(&c, -EPROTONOSUPPORT, want);
     c.h.major = 0;
@@ -712,6 +742,44 @@ Test(snapfile, newer_major)
 }
 
 /* ---- newer minor versions: bigger header, table entries, records; new sections ---------- */
+
+/* A 1.0 file: 32-byte block records, no leader column; read with every leader 0. */
+Test(snapfile, version_1_0_blocks_are_read)
+{
+    fixture_t f;
+    craft_t c;
+    craft_fixture(&c, &f);
+    c.h.minor = 0;
+    size_t len;
+    unsigned char *blocks = blocks_payload(f.blocks, f.in.block_count, -1, &len);
+    part_t *p = craft_find(&c, LKD_FMT_SEC_BLOCKS);
+    craft_set(p, blocks, len);
+    p->e.record_size = LKD_FMT_BLOCK_V10_SIZE;
+    free(blocks);
+    lkd_snapshot_t s;
+    craft_read(&c, &s);
+    cr_assert_eq(s.block_count, f.in.block_count);
+    for (size_t i = 0; i < s.block_count; i++) {
+        cr_assert_eq(s.blocks[i].leader, 0, "block %zu", i);
+        cr_assert_eq(s.blocks[i].flags, f.blocks[i].flags, "block %zu", i);
+    }
+    lkd_snapshot_free(&s);
+    craft_free(&c);
+    fixture_free(&f);
+}
+
+/* A leader beyond the block count is refused. */
+Test(snapfile, leader_out_of_range)
+{
+    fixture_t f;
+    craft_t c;
+    craft_fixture(&c, &f);
+    f.blocks[0].leader = (uint32_t)f.in.block_count + 1;
+    craft_blocks(&c, f.blocks, f.in.block_count);
+    craft_expect(&c, -EINVAL, "leader");
+    craft_free(&c);
+    fixture_free(&f);
+}
 
 Test(snapfile, newer_minor_is_read)
 {
@@ -742,7 +810,8 @@ Test(snapfile, newer_minor_is_read)
     p->e.record_size = sizeof(lkd_fmt_block_t) + 8;
     free(blocks);
     c.part[c.n++] = (part_t){.e = {.type = 99, .codec = 42, .raw_size = 5, .count = 1},
-                             .data = (unsigned char *)strdup("abcde"), .len = 5};
+                             .data = (unsigned char *)strdup("abcde"),
+                             .len = 5};
     lkd_snapshot_t s;
     craft_read(&c, &s);
     expect_equal(&s, &f.in);
@@ -850,7 +919,7 @@ Test(snapfile, blocks_not_ascending)
     unsigned char buf[64], *q = buf;
     q += varint_put(q, UINT64_MAX);
     q += varint_put(q, 1);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 10; i++) /* 5 more columns of 2 blocks */
         *q++ = 0;
     part_t *p = craft_find(&c, LKD_FMT_SEC_BLOCKS);
     craft_set(p, buf, (size_t)(q - buf));
@@ -873,7 +942,7 @@ Test(snapfile, bad_varints)
     unsigned char big_stack[] = {1, 1, 2, 0x80, 0x80, 0x80, 0x80, 0x10, 0};
     craft_set(p, big_stack, sizeof big_stack);
     craft_expect(&c, -EINVAL, "section BLOCKS: bad or truncated varint column");
-    unsigned char trailing[] = {1, 1, 2, 0, 0, 9};
+    unsigned char trailing[] = {1, 1, 2, 0, 0, 0, 9};
     craft_set(p, trailing, sizeof trailing);
     craft_expect(&c, -EINVAL, "section BLOCKS: 1 bytes after the last column");
     craft_free(&c);
@@ -1036,8 +1105,7 @@ static void checksums_repair(unsigned char *buf, size_t len)
     lkd_fmt_header_t h;
     memcpy(&h, buf, sizeof h);
     uint64_t table_end = (uint64_t)h.header_size + (uint64_t)h.section_count * h.section_size;
-    if (h.header_size < sizeof h || h.section_size < sizeof(lkd_fmt_section_t) ||
-        table_end > len)
+    if (h.header_size < sizeof h || h.section_size < sizeof(lkd_fmt_section_t) || table_end > len)
         return;
     for (uint32_t i = 0; i < h.section_count; i++) {
         lkd_fmt_section_t e;
