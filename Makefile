@@ -86,13 +86,23 @@ $(B)/san/%.o: %.c $(wildcard preload/*.h analyzer/*.h tests/unit/*.h include/*.h
 
 # Shared libraries the symbolizer tests load: C++ with inlined templates, and the same
 # linked so that its first segment is not at address 0.
-FIXTURES := $(B)/fixtures/libsymbols_fixture.so $(B)/fixtures/libsymbols_fixture_nz.so
+FIXTURES := $(B)/fixtures/libsymbols_fixture.so $(B)/fixtures/libsymbols_fixture_nz.so \
+            $(B)/fixtures/libsymbols_stripped.so $(B)/fixtures/libsymbols_stripped.debug
 $(B)/fixtures/libsymbols_fixture.so: tests/unit/fixtures/symbols_fixture.cc
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O1 -g -fPIC -shared -o $@ $<
 $(B)/fixtures/libsymbols_fixture_nz.so: tests/unit/fixtures/symbols_fixture.cc
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O1 -g -fPIC -shared -Wl,-Ttext-segment=0x200000 -o $@ $<
+# A C library split as Debian splits a package and its -dbgsym: DWARF and symbol table in
+# a separate .debug file (the test puts it under a temporary .build-id tree), the library
+# stripped to its .dynsym (strip --strip-unneeded, as dh_strip does).
+$(B)/fixtures/libsymbols_stripped.debug: tests/unit/fixtures/symbols_stripped.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O1 -g -fPIC -shared -Wl,--build-id -o $(@:.debug=.full.so) $<
+	objcopy --only-keep-debug $(@:.debug=.full.so) $@
+$(B)/fixtures/libsymbols_stripped.so: $(B)/fixtures/libsymbols_stripped.debug
+	strip --strip-unneeded --remove-section=.comment -o $@ $(<:.debug=.full.so)
 
 $(B)/unit-tests: $(CORE_SAN_OBJ) $(UNIT_OBJ) | $(FIXTURES)
 	$(CC) $(SAN_FLAGS) -o $@ $(CORE_SAN_OBJ) $(UNIT_OBJ) -lcriterion $(ANA_LIBS) -ldl -lpthread
@@ -112,7 +122,20 @@ $(B)/samples/libplugin.so: samples/plugin.c
 # Code without unwind tables, so libunwind's frame-pointer fallback is exercised.
 $(B)/samples/no_unwind_info: SAMPLE_FLAGS += -fno-asynchronous-unwind-tables -fno-unwind-tables
 
-samples: $(SAMPLES) $(B)/samples/libplugin.so
+# samples/leaky_ext.c is a CPython extension module (build/samples/leaky_ext.so, which
+# samples/py_leaky_ext.py imports) and a program that embeds CPython with that module built
+# in, both built against Debian's python3-dev: $(PYTHON)-config, not the first on $PATH.
+PYCONFIG := $(PYTHON)-config
+$(B)/samples/leaky_ext.so: samples/leaky_ext.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(SAMPLE_FLAGS) -DLKD_EXTENSION -fPIC -shared $$($(PYCONFIG) --includes) \
+	    -o $@ $<
+$(B)/samples/leaky_ext: samples/leaky_ext.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 $(SAMPLE_FLAGS) $$($(PYCONFIG) --includes) -o $@ $< \
+	    $$($(PYCONFIG) --embed --ldflags)
+
+samples: $(SAMPLES) $(B)/samples/libplugin.so $(B)/samples/leaky_ext.so
 
 # The demo: one run's exit report, then what grew between a 200- and a 1000-request run.
 demo: deps
@@ -138,6 +161,16 @@ test: deps
 bench: bench-deps
 	@$(MAKE) --no-print-directory all samples
 	$(PYTHON) bench/bench.py
+
+# Symbolization speed: leakdiff top and diff of 1M-block, 100k-stack synthetic snapshots.
+.PHONY: bench-symbols
+bench-symbols: deps
+	@$(MAKE) --no-print-directory all $(B)/bench/symbols_bench
+	$(PYTHON) bench/symbols_bench.py
+$(B)/bench/symbols_bench: bench/symbols_bench.c analyzer/symbols.c preload/snapfile.c \
+                          $(wildcard analyzer/*.h preload/*.h include/leakdiff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Ianalyzer -Ipreload $(CFLAGS) -o $@ $(filter %.c,$^) $(ANA_LIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/leakdiff $(DESTDIR)$(PREFIX)/include/leakdiff

@@ -1,6 +1,7 @@
 /*
  * group - attributes each stack of a snapshot to its site and groups live memory by a
- * symbolic key; merges two group sets into a diff.
+ * symbolic key (optionally cumulative, filtered, or only the blocks born after a point);
+ * merges two group sets into a diff, or a series of them into a trend.
  *
  * Pure logic: no I/O. Addresses are turned into frames through an lkd_resolver_t, so the
  * unit tests drive this with a fake resolver and synthetic snapshots; the CLI plugs in the
@@ -43,6 +44,15 @@ typedef struct lkd_resolver {
     void *ctx;
 } lkd_resolver_t;
 
+/* Python attribution (--python): CPython's interpreter frames are plumbing, so that a C
+ * extension's own function is the site; an all-interpreter stack gets the interpreter's
+ * allocating function as its site (see group.c). */
+typedef enum lkd_python {
+    LKD_PYTHON_AUTO, /* on when the snapshot is of a CPython process (lkd_group_is_python) */
+    LKD_PYTHON_ON,   /* --python */
+    LKD_PYTHON_OFF,  /* --no-python */
+} lkd_python_t;
+
 /* How to attribute and group. The glob arrays are borrowed (typically from argv). */
 typedef struct lkd_group_opts {
     lkd_group_by_t by;
@@ -52,6 +62,18 @@ typedef struct lkd_group_opts {
     size_t skip_module_count;
     const char *const *skip_files; /* fnmatch globs on the source file path */
     size_t skip_file_count;
+    lkd_python_t python; /* python attribution; AUTO (0) by default */
+    /* Filters (lkd_group_build): a stack is kept when some frame matches an include glob (or
+     * none is given) and no frame matches an exclude glob; see lkd_group_frame_matches. */
+    const char *const *includes;
+    size_t include_count;
+    const char *const *excludes;
+    size_t exclude_count;
+    uint64_t min_bytes; /* --min-bytes, applied by lkd_group_drop_small; 0 = off */
+    uint64_t min_birth; /* survivors: only blocks with birth >= this count; 0 = every block */
+    uint64_t max_birth; /* survivors: ... and birth < this; 0 = no upper bound */
+    bool cumulative;    /* every location from the site outward counts, once per stack */
+    bool folded;        /* key: the whole stack, root first, ';'-joined (collapsed output) */
 } lkd_group_opts_t;
 
 typedef struct lkd_group {
@@ -62,7 +84,11 @@ typedef struct lkd_group {
     size_t stacks;                   /* distinct stacks that fell into this group */
     lkd_frame_t *frames;             /* representative: the largest stack, site outward; owned */
     size_t frame_count;
-    uint64_t rep_bytes; /* bytes of the stack that supplied frames */
+    uint64_t rep_bytes;      /* bytes of the stack that supplied frames */
+    size_t stamp;            /* cumulative: 1 + id of the last stack counted here */
+    uint64_t *series;        /* trend: live bytes per snapshot, oldest first; owned */
+    uint64_t *blocks_series; /* trend: live blocks per snapshot; owned */
+    bool growing;            /* trend: bytes rose in every interval */
     UT_hash_handle hh;
 } lkd_group_t;
 
@@ -73,22 +99,33 @@ typedef struct lkd_group_set {
     size_t count;                   /* groups in table */
     uint64_t bytes, blocks;         /* sums over all groups (new snapshot) */
     uint64_t old_bytes, old_blocks; /* sums over the old snapshot, after lkd_group_diff */
-    bool diffed;                    /* lkd_group_diff ran */
+    bool diffed;                    /* lkd_group_diff or lkd_group_trend ran */
+    bool cumulative;                /* built with opts->cumulative */
+    size_t series_len;              /* trend: snapshots in each group's series; else 0 */
+    size_t dropped;                 /* groups lkd_group_drop_small removed */
+    bool *glob_matched;             /* per include, then exclude glob: matched a frame */
+    size_t glob_count;
 } lkd_group_set_t;
 
 /* Sort orders for lkd_group_sort. */
 typedef enum lkd_group_order {
-    LKD_ORDER_SIZE, /* bytes desc, then key */
-    LKD_ORDER_DIFF, /* bytes_diff desc, then bytes desc, then key */
+    LKD_ORDER_SIZE,  /* bytes desc, then key */
+    LKD_ORDER_DIFF,  /* bytes_diff desc, then bytes desc, then key */
+    LKD_ORDER_TREND, /* growing first, then as LKD_ORDER_DIFF */
 } lkd_group_order_t;
 
 int lkd_group_by_parse(const char *name, lkd_group_by_t *by);
 const char *lkd_group_by_name(lkd_group_by_t by);
 
 bool lkd_group_is_plumbing(const lkd_frame_t *frame, const lkd_group_opts_t *opts);
+bool lkd_group_is_python(const lkd_snapshot_t *snap);
+bool lkd_group_python_on(const lkd_snapshot_t *snap, const lkd_group_opts_t *opts);
 int lkd_group_build(const lkd_snapshot_t *snap, const lkd_resolver_t *res,
                     const lkd_group_opts_t *opts, lkd_group_set_t *set);
 int lkd_group_diff(lkd_group_set_t *set, const lkd_group_set_t *old);
+int lkd_group_trend(lkd_group_set_t *set, const lkd_group_set_t *const *earlier, size_t count);
+void lkd_group_drop_small(lkd_group_set_t *set, uint64_t min_bytes);
+bool lkd_group_frame_matches(const char *glob, const lkd_frame_t *frame);
 int lkd_group_sort(lkd_group_set_t *set, lkd_group_order_t order);
 lkd_group_t *lkd_group_find(const lkd_group_set_t *set, const char *key);
 void lkd_group_set_free(lkd_group_set_t *set);

@@ -1,7 +1,9 @@
 /*
- * main - the leakdiff command line: parses options, runs top/diff/info/run, and maps
- * every error to the exit codes of DESIGN.md §6: 0 fine, 2 usage, 3 unreadable or invalid
- * input; `run` exits with CMD's status (125 when leakdiff itself cannot run it).
+ * main - the leakdiff command line: parses options, runs top/diff/trend/survivors/info/run,
+ * and maps every error to the exit codes of DESIGN.md §6: 0 fine, 2 usage, 3 unreadable or
+ * invalid input; `run` exits with CMD's status (125 when leakdiff itself cannot run it).
+ * `survivors` of two snapshots that are not an earlier and a later one of one process is a
+ * usage error (2): the files are fine, the pairing is not.
  *
  * Options may come before or after the positional arguments of top/diff/info; for run,
  * everything after `--` or after the first non-option argument is the command.
@@ -13,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,6 +45,8 @@ typedef struct cli {
     const char **skip_functions; /* argv pointers; the arrays are owned */
     const char **skip_modules;
     const char **skip_files;
+    const char **includes; /* --include / --exclude globs (argv pointers); arrays owned */
+    const char **excludes;
     const char *output_dir; /* run -o */
     const char *label;      /* snap --label */
     double timeout;         /* snap --timeout, seconds */
@@ -59,31 +64,46 @@ typedef struct command {
 static const char usage_text[] = "usage: leakdiff run [-o DIR] [OPTIONS] [--] CMD [ARGS...]\n"
                                  "       leakdiff top [OPTIONS] SNAP\n"
                                  "       leakdiff diff [OPTIONS] OLD NEW\n"
+                                 "       leakdiff trend [OPTIONS] SNAP SNAP...\n"
+                                 "       leakdiff survivors [OPTIONS] OLD [MID] NEW\n"
                                  "       leakdiff info [--format F] SNAP\n"
                                  "       leakdiff snap [--label L] [--timeout S] PID\n"
                                  "       leakdiff --help | --version\n";
 
 static const char help_text[] =
     "\n"
-    "  run    run CMD with the leakdiff shim preloaded; report what it left allocated\n"
-    "  top    live memory of a snapshot by group, largest first\n"
-    "  diff   growth from snapshot OLD to snapshot NEW by group, largest growth first\n"
-    "  info   process facts, totals and modules of a snapshot\n"
-    "  snap   ask the running traced process PID for a snapshot; print its path\n"
+    "  run        run CMD with the leakdiff shim preloaded; report what it left allocated\n"
+    "  top        live memory of a snapshot by group, largest first\n"
+    "  diff       growth from snapshot OLD to snapshot NEW by group, largest growth first\n"
+    "  trend      live bytes of each group across snapshots; steady growers first\n"
+    "  survivors  blocks born after snapshot OLD (and before MID) still live in NEW\n"
+    "  info       process facts, totals and modules of a snapshot\n"
+    "  snap       ask the running traced process PID for a snapshot; print its path\n"
     "\n"
     "options:\n"
     "  --by KEY              group by function (default), line, file, module, traceback\n"
     "  -n N                  show the N first groups (default 10; 0 = all)\n"
-    "  --format F            text (default) or json\n"
+    "  --format F            text (default), json, or collapsed (folded stacks for flame graphs)\n"
+    "  --cumulative          count a block in every location of its stack (not with traceback)\n"
+    "  --include GLOB        keep only blocks with a frame whose function, file or module\n"
+    "                        matches GLOB (repeatable: any of them)\n"
+    "  --exclude GLOB        drop blocks with a frame matching GLOB (repeatable)\n"
+    "  --min-bytes N         drop groups below N bytes (diff, trend: below N bytes of change);\n"
+    "                        N may end in K, M or G (KiB, MiB, GiB)\n"
     "  --skip-function GLOB  also treat functions matching GLOB as allocator plumbing\n"
     "  --skip-module GLOB    also treat modules whose path matches GLOB as plumbing\n"
     "  --skip-file GLOB      also treat frames whose source file matches GLOB as plumbing\n"
+    "  --python              skip CPython's interpreter frames, so that a C extension's\n"
+    "                        function is the site (automatic for snapshots of CPython);\n"
+    "                        run: also sets PYTHONMALLOC=malloc for CMD\n"
+    "  --no-python           attribute snapshots of CPython like any other program\n"
     "  -o, --output DIR      run: where snapshots go (default $LEAKDIFF_OUTPUT or .)\n"
     "  --label L             snap: label of the snapshot (default: signal)\n"
     "  --timeout S           snap: seconds to wait for the file (default 10)\n"
     "  -h, --help            this help\n"
     "\n"
-    "exit status: 0 ok, 2 usage error, 3 unreadable or invalid input;\n"
+    "exit status: 0 ok, 2 usage error (also: survivors of snapshots that are not an older\n"
+    "and a newer one of the same process), 3 unreadable or invalid input;\n"
     "snap exits 1 when no snapshot came in time, 3 when it refused to signal PID;\n"
     "run exits with CMD's status (128+N when killed by signal N, 127 not found,\n"
     "126 not executable, 125 when leakdiff could not run it).\n";
@@ -116,12 +136,35 @@ static bool parse_limit(const char *s, size_t *out)
     return true;
 }
 
+/* Parses --min-bytes's value: a decimal count of bytes, optionally followed by K, M or G
+ * (times 1024, 1024^2, 1024^3). */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    const char *units = "KMG", *u = *end ? strchr(units, *end) : NULL;
+    unsigned shift = u ? 10 * (unsigned)(u - units + 1) : 0;
+    if (errno || (*end && (!u || end[1])) || v > (UINT64_MAX >> shift))
+        return false;
+    *out = (uint64_t)v << shift;
+    return true;
+}
+
 static const struct option long_options[] = {
     {"format", required_argument, NULL, 'f'},
     {"by", required_argument, NULL, 'b'},
     {"skip-function", required_argument, NULL, 'F'},
     {"skip-module", required_argument, NULL, 'M'},
     {"skip-file", required_argument, NULL, 'S'},
+    {"python", no_argument, NULL, 'P'},
+    {"no-python", no_argument, NULL, 'N'},
+    {"cumulative", no_argument, NULL, 'C'},
+    {"include", required_argument, NULL, 'I'},
+    {"exclude", required_argument, NULL, 'X'},
+    {"min-bytes", required_argument, NULL, 'm'},
     {"output", required_argument, NULL, 'o'},
     {"label", required_argument, NULL, 'l'},
     {"timeout", required_argument, NULL, 't'},
@@ -154,7 +197,8 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
     case 'f':
         return lkd_format_parse(arg, &c->format) == 0
                    ? 0
-                   : usage_error(c->command, "unknown --format '%s' (text or json)", arg);
+                   : usage_error(c->command, "unknown --format '%s' (text, json or collapsed)",
+                                 arg);
     case 'b':
         return lkd_group_by_parse(arg, &c->group.by) == 0
                    ? 0
@@ -164,6 +208,16 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
     case 'F': c->skip_functions[c->group.skip_function_count++] = arg; return 0;
     case 'M': c->skip_modules[c->group.skip_module_count++] = arg; return 0;
     case 'S': c->skip_files[c->group.skip_file_count++] = arg; return 0;
+    case 'P': c->group.python = LKD_PYTHON_ON; return 0;
+    case 'N': c->group.python = LKD_PYTHON_OFF; return 0;
+    case 'C': c->group.cumulative = true; return 0;
+    case 'I': c->includes[c->group.include_count++] = arg; return 0;
+    case 'X': c->excludes[c->group.exclude_count++] = arg; return 0;
+    case 'm':
+        return parse_bytes(arg, &c->group.min_bytes)
+                   ? 0
+                   : usage_error(c->command, "bad --min-bytes '%s' (want bytes, e.g. 512 or 4K)",
+                                 arg);
     case 'o': c->output_dir = arg; return 0;
     case 'l': c->label = arg; return 0;
     case 't':
@@ -184,13 +238,17 @@ static int parse_options(cli_t *c, int argc, char **argv, bool run)
     c->skip_functions = calloc((size_t)argc, sizeof *c->skip_functions);
     c->skip_modules = calloc((size_t)argc, sizeof *c->skip_modules);
     c->skip_files = calloc((size_t)argc, sizeof *c->skip_files);
-    if (!c->skip_functions || !c->skip_modules || !c->skip_files) {
+    c->includes = calloc((size_t)argc, sizeof *c->includes);
+    c->excludes = calloc((size_t)argc, sizeof *c->excludes);
+    if (!c->skip_functions || !c->skip_modules || !c->skip_files || !c->includes || !c->excludes) {
         fprintf(stderr, "leakdiff: out of memory\n");
         return EXIT_INPUT;
     }
     c->group.skip_functions = c->skip_functions;
     c->group.skip_modules = c->skip_modules;
     c->group.skip_files = c->skip_files;
+    c->group.includes = c->includes;
+    c->group.excludes = c->excludes;
     opterr = 0;
     optind = 0; /* glibc: full re-initialisation */
     for (int opt;
@@ -249,6 +307,22 @@ static void print_warnings(const char *w)
     lkd_buf_free(&b);
 }
 
+/* Symbolizes the snapshot read into l and groups it by opts. Says what failed on stderr. */
+static int group_loaded(loaded_t *l, const lkd_group_opts_t *opts)
+{
+    int rc = -ENOMEM;
+    if (!(l->sym = lkd_symbolizer_open(&l->snap)))
+        goto fail;
+    lkd_resolver_t res = {resolve_symbol, l->sym};
+    rc = lkd_group_build(&l->snap, &res, opts, &l->set);
+    print_warnings(lkd_symbolizer_warnings(l->sym));
+    if (!rc)
+        return 0;
+fail:
+    fprintf(stderr, "leakdiff: %s: %s\n", l->snap.path, strerror(-rc));
+    return rc;
+}
+
 /* Reads path; unless info_only, symbolizes and groups it. Says what failed on stderr. */
 static int load(loaded_t *l, const char *path, const cli_t *c, bool info_only)
 {
@@ -258,20 +332,36 @@ static int load(loaded_t *l, const char *path, const cli_t *c, bool info_only)
         fprintf(stderr, "leakdiff: %s\n", err);
         return rc;
     }
-    if (info_only)
-        return 0;
-    if (!(l->sym = lkd_symbolizer_open(&l->snap))) {
-        rc = -ENOMEM;
-        goto fail;
+    return info_only ? 0 : group_loaded(l, &c->group);
+}
+
+/* One note on stderr for each --include/--exclude glob that matched no frame of the n
+ * loaded snapshots: not an error, but likely a typo. */
+static void note_unmatched_globs(const cli_t *c, const loaded_t *l, size_t n)
+{
+    const lkd_group_opts_t *o = &c->group;
+    for (size_t i = 0; i < o->include_count + o->exclude_count; i++) {
+        bool hit = false;
+        for (size_t k = 0; k < n; k++)
+            hit |= l[k].set.glob_matched && l[k].set.glob_matched[i];
+        if (hit)
+            continue;
+        bool inc = i < o->include_count;
+        fprintf(stderr, "leakdiff: note: %s '%s' matches no frame of %s\n",
+                inc ? "--include" : "--exclude",
+                inc ? o->includes[i] : o->excludes[i - o->include_count],
+                n == 1 ? "the snapshot" : "any snapshot");
     }
-    lkd_resolver_t res = {resolve_symbol, l->sym};
-    rc = lkd_group_build(&l->snap, &res, &c->group, &l->set);
-    print_warnings(lkd_symbolizer_warnings(l->sym));
-    if (!rc)
+}
+
+/* Applies --min-bytes and sorts set; 0, or EXIT_INPUT after a message. */
+static int finish(const cli_t *c, lkd_group_set_t *set, lkd_group_order_t order)
+{
+    lkd_group_drop_small(set, c->group.min_bytes);
+    if (lkd_group_sort(set, order) == 0)
         return 0;
-fail:
-    fprintf(stderr, "leakdiff: %s: %s\n", path, strerror(-rc));
-    return rc;
+    fprintf(stderr, "leakdiff: out of memory\n");
+    return EXIT_INPUT;
 }
 
 static void unload(loaded_t *l)
@@ -296,18 +386,15 @@ static int emit(FILE *f, const lkd_buf_t *b)
     return 0;
 }
 
-/* Renders a top (old == NULL) or diff report of the sorted set to f. */
-static int render(FILE *f, const cli_t *c, const char *command, const loaded_t *old,
-                  const loaded_t *cur)
+/* Renders report r (its snapshots and sorted set filled in; format, limit and filters from
+ * c) to f. */
+static int render(FILE *f, const cli_t *c, lkd_report_t *r)
 {
     lkd_buf_t out = LKD_BUF_INIT;
-    lkd_report_t r = {.format = c->format,
-                      .command = command,
-                      .old = old ? &old->snap : NULL,
-                      .snap = &cur->snap,
-                      .set = &cur->set,
-                      .limit = c->limit};
-    lkd_report_groups(&out, &r);
+    r->format = c->format;
+    r->limit = c->limit;
+    r->opts = &c->group;
+    lkd_report_groups(&out, r);
     int rc = emit(f, &out);
     lkd_buf_free(&out);
     return rc;
@@ -318,12 +405,14 @@ static int top_report(FILE *f, const cli_t *c, const char *command, const char *
 {
     loaded_t l = {0};
     int rc = load(&l, path, c, false) ? EXIT_INPUT : 0;
-    if (!rc && lkd_group_sort(&l.set, LKD_ORDER_SIZE)) {
-        fprintf(stderr, "leakdiff: out of memory\n");
-        rc = EXIT_INPUT;
+    if (!rc) {
+        note_unmatched_globs(c, &l, 1);
+        rc = finish(c, &l.set, LKD_ORDER_SIZE);
     }
-    if (!rc)
-        rc = render(f, c, command, NULL, &l);
+    if (!rc) {
+        lkd_report_t r = {.command = command, .snap = &l.snap, .set = &l.set};
+        rc = render(f, c, &r);
+    }
     unload(&l);
     return rc;
 }
@@ -335,16 +424,148 @@ static int cmd_top(const cli_t *c)
 
 static int cmd_diff(const cli_t *c)
 {
-    loaded_t old = {0}, cur = {0};
-    int rc = load(&old, c->args[0], c, false) || load(&cur, c->args[1], c, false) ? EXIT_INPUT : 0;
-    if (!rc && (lkd_group_diff(&cur.set, &old.set) || lkd_group_sort(&cur.set, LKD_ORDER_DIFF))) {
+    loaded_t l[2] = {0};
+    int rc =
+        load(&l[0], c->args[0], c, false) || load(&l[1], c->args[1], c, false) ? EXIT_INPUT : 0;
+    if (!rc && lkd_group_diff(&l[1].set, &l[0].set)) {
         fprintf(stderr, "leakdiff: out of memory\n");
         rc = EXIT_INPUT;
     }
+    if (!rc) {
+        note_unmatched_globs(c, l, 2);
+        rc = finish(c, &l[1].set, LKD_ORDER_DIFF);
+    }
+    if (!rc) {
+        lkd_report_t r = {
+            .command = "diff", .old = &l[0].snap, .snap = &l[1].snap, .set = &l[1].set};
+        rc = render(stdout, c, &r);
+    }
+    unload(&l[1]);
+    unload(&l[0]);
+    return rc;
+}
+
+/* Merges the group sets of l[0..n) into a trend in l[n-1].set. 0 or -ENOMEM. */
+static int trend_merge(loaded_t *l, size_t n)
+{
+    const lkd_group_set_t **earlier = calloc(n, sizeof *earlier);
+    if (!earlier)
+        return -ENOMEM;
+    for (size_t i = 0; i + 1 < n; i++)
+        earlier[i] = &l[i].set;
+    int rc = lkd_group_trend(&l[n - 1].set, earlier, n - 1);
+    free(earlier);
+    return rc;
+}
+
+/* Renders the trend of the n loaded snapshots (merged in l[n-1].set). */
+static int trend_render(const cli_t *c, loaded_t *l, size_t n)
+{
+    const lkd_snapshot_t **snaps = calloc(n, sizeof *snaps);
+    if (!snaps) {
+        fprintf(stderr, "leakdiff: out of memory\n");
+        return EXIT_INPUT;
+    }
+    for (size_t i = 0; i < n; i++)
+        snaps[i] = &l[i].snap;
+    lkd_report_t r = {.command = "trend",
+                      .old = snaps[0],
+                      .snap = snaps[n - 1],
+                      .set = &l[n - 1].set,
+                      .snaps = snaps,
+                      .snap_count = n};
+    int rc = render(stdout, c, &r);
+    free(snaps);
+    return rc;
+}
+
+static int cmd_trend(const cli_t *c)
+{
+    size_t n = (size_t)c->nargs;
+    loaded_t *l = calloc(n, sizeof *l);
+    int rc = l ? 0 : EXIT_INPUT;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = load(&l[i], c->args[i], c, false) ? EXIT_INPUT : 0;
+    if (!rc && trend_merge(l, n)) {
+        fprintf(stderr, "leakdiff: out of memory\n");
+        rc = EXIT_INPUT;
+    }
+    if (!rc) {
+        note_unmatched_globs(c, l, n);
+        rc = finish(c, &l[n - 1].set, LKD_ORDER_TREND);
+    }
     if (!rc)
-        rc = render(stdout, c, "diff", &old, &cur);
-    unload(&cur);
-    unload(&old);
+        rc = trend_render(c, l, n);
+    for (size_t i = 0; l && i < n; i++)
+        unload(&l[i]);
+    free(l);
+    return rc;
+}
+
+/*
+ * Refuses survivors snapshots i and i + 1 unless they are an older and a newer snapshot of
+ * one process (same pid and tracking start time, the older written first): birth numbers
+ * compare only within one process. 0, or EXIT_USAGE after a message.
+ */
+static int check_survivors_order(const cli_t *c, const loaded_t *l, int i)
+{
+    static const char *const roles[2][3] = {{"OLD", "NEW"}, {"OLD", "MID", "NEW"}};
+    const char *const *role = roles[c->nargs == 3];
+    const lkd_fmt_process_t *a = &l[i].snap.process, *b = &l[i + 1].snap.process;
+    if (a->pid != b->pid || a->start_mono_ns != b->start_mono_ns) {
+        fprintf(stderr,
+                "leakdiff: survivors: %s (pid %" PRIu32 ") and %s (pid %" PRIu32
+                ") are snapshots of different processes; birth numbers compare only within "
+                "one process\n",
+                c->args[i], a->pid, c->args[i + 1], b->pid);
+        return EXIT_USAGE;
+    }
+    if (a->seq >= b->seq || l[i].snap.totals.birth_next > l[i + 1].snap.totals.birth_next) {
+        fprintf(stderr,
+                "leakdiff: survivors: %s %s (seq %" PRIu32 ") was not written before %s %s "
+                "(seq %" PRIu32 "); give the snapshots oldest first\n",
+                role[i], c->args[i], a->seq, role[i + 1], c->args[i + 1], b->seq);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Groups the blocks of the last snapshot born after the first one (and, with three, before
+ * the middle one) into l[n - 1].set. */
+static int survivors_group(const cli_t *c, loaded_t *l, int n)
+{
+    lkd_group_opts_t opts = c->group;
+    /* births start at 1: min_birth 0 would mean "every block", max_birth 0 "no bound" */
+    opts.min_birth = l[0].snap.totals.birth_next ? l[0].snap.totals.birth_next : 1;
+    if (n == 3)
+        opts.max_birth = l[1].snap.totals.birth_next ? l[1].snap.totals.birth_next : 1;
+    if (group_loaded(&l[n - 1], &opts))
+        return EXIT_INPUT;
+    note_unmatched_globs(c, &l[n - 1], 1);
+    return finish(c, &l[n - 1].set, LKD_ORDER_SIZE);
+}
+
+static int cmd_survivors(const cli_t *c)
+{
+    loaded_t l[3] = {0};
+    int n = c->nargs, rc = 0;
+    for (int i = 0; !rc && i < n; i++)
+        rc = load(&l[i], c->args[i], c, true) ? EXIT_INPUT : 0;
+    for (int i = 0; !rc && i + 1 < n; i++)
+        rc = check_survivors_order(c, l, i);
+    if (!rc)
+        rc = survivors_group(c, l, n);
+    if (!rc) {
+        lkd_report_t r = {.command = "survivors",
+                          .old = &l[0].snap,
+                          .mid = n == 3 ? &l[1].snap : NULL,
+                          .snap = &l[n - 1].snap,
+                          .set = &l[n - 1].set,
+                          .survivors = true};
+        rc = render(stdout, c, &r);
+    }
+    for (int i = 0; i < n; i++)
+        unload(&l[i]);
     return rc;
 }
 
@@ -417,7 +638,7 @@ static void list_written(const lkd_run_result_t *r)
  */
 static void report_run(const cli_t *c, const lkd_run_result_t *r)
 {
-    bool json = c->format == LKD_FORMAT_JSON;
+    bool json = c->format != LKD_FORMAT_TEXT; /* json or collapsed: for programs, on stdout */
     if (r->term_signal && r->snapshot_count == 0)
         fprintf(stderr, "leakdiff: %s was killed by signal %d (%s)\n", c->args[0], r->term_signal,
                 strsignal(r->term_signal));
@@ -434,7 +655,8 @@ static void report_run(const cli_t *c, const lkd_run_result_t *r)
 
 static int cmd_run(const cli_t *c)
 {
-    lkd_run_opts_t o = {.output_dir = c->output_dir, .argv = c->args};
+    lkd_run_opts_t o = {
+        .output_dir = c->output_dir, .argv = c->args, .python = c->group.python == LKD_PYTHON_ON};
     lkd_run_result_t r;
     char err[1024];
     fflush(NULL); /* nothing buffered may be written twice by the child */
@@ -474,9 +696,13 @@ static int cmd_snap(const cli_t *c)
 /* ---- dispatch ----------------------------------------------------------------------- */
 
 static const command_t commands[] = {
-    {"run", 1, -1, "CMD [ARGS...]", cmd_run}, {"top", 1, 1, "SNAP", cmd_top},
-    {"diff", 2, 2, "OLD NEW", cmd_diff},      {"info", 1, 1, "SNAP", cmd_info},
+    {"run", 1, -1, "CMD [ARGS...]", cmd_run},
+    {"top", 1, 1, "SNAP", cmd_top},
+    {"diff", 2, 2, "OLD NEW", cmd_diff},
+    {"info", 1, 1, "SNAP", cmd_info},
     {"snap", 1, 1, "PID", cmd_snap},
+    {"trend", 2, -1, "at least two snapshots", cmd_trend},
+    {"survivors", 2, 3, "OLD [MID] NEW", cmd_survivors},
 };
 
 static const command_t *find_command(const char *name)
@@ -497,6 +723,21 @@ static int check_args(const command_t *cmd, const cli_t *c)
     return 0;
 }
 
+/* Refuses options that do not go together; collapsed output groups by whole stacks. */
+static int check_combination(const command_t *cmd, cli_t *c)
+{
+    bool collapsed = c->format == LKD_FORMAT_COLLAPSED;
+    if (c->group.cumulative && c->group.by == LKD_BY_TRACEBACK)
+        return usage_error(cmd->name, "%s", "--cumulative does not go with --by traceback");
+    if (c->group.cumulative && collapsed)
+        return usage_error(cmd->name, "%s",
+                           "--cumulative does not go with --format collapsed (whole stacks)");
+    if (collapsed && cmd->fn == cmd_info)
+        return usage_error(cmd->name, "%s", "--format collapsed is for reports of groups");
+    c->group.folded = collapsed;
+    return 0;
+}
+
 static int run_command(const command_t *cmd, int argc, char **argv)
 {
     cli_t c = {.command = cmd->name, .limit = 10, .timeout = 10};
@@ -504,10 +745,14 @@ static int run_command(const command_t *cmd, int argc, char **argv)
     if (rc == 0)
         rc = check_args(cmd, &c);
     if (rc == 0)
+        rc = check_combination(cmd, &c);
+    if (rc == 0)
         rc = cmd->fn(&c);
     free(c.skip_functions);
     free(c.skip_modules);
     free(c.skip_files);
+    free(c.includes);
+    free(c.excludes);
     return rc < 0 ? 0 : rc;
 }
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -23,7 +24,8 @@ static const char *sstr(const lkd_snapshot_t *s, uint32_t offset)
 }
 
 /*
- * Parses a --format name ("text" or "json") into *format. Returns 0, or -EINVAL.
+ * Parses a --format name ("text", "json" or "collapsed"; for check also "sarif", "junit" and
+ * "github") into *format. Returns 0, or -EINVAL.
  */
 int lkd_format_parse(const char *name, lkd_format_t *format)
 {
@@ -31,6 +33,14 @@ int lkd_format_parse(const char *name, lkd_format_t *format)
         *format = LKD_FORMAT_TEXT;
     else if (strcmp(name, "json") == 0)
         *format = LKD_FORMAT_JSON;
+    else if (strcmp(name, "collapsed") == 0)
+        *format = LKD_FORMAT_COLLAPSED;
+    else if (strcmp(name, "sarif") == 0)
+        *format = LKD_FORMAT_SARIF;
+    else if (strcmp(name, "junit") == 0)
+        *format = LKD_FORMAT_JUNIT;
+    else if (strcmp(name, "github") == 0)
+        *format = LKD_FORMAT_GITHUB;
     else
         return -EINVAL;
     return 0;
@@ -107,6 +117,29 @@ static void put_size_diff(lkd_buf_t *o, int64_t diff)
     lkd_buf_puts(o, h);
 }
 
+/* Groups carry a change (diff, trend): the "(+...)" parts and the *_diff keys. */
+static bool is_diff(const lkd_report_t *r)
+{
+    return r->old && !r->survivors;
+}
+
+static bool is_trend(const lkd_report_t *r)
+{
+    return r->snaps && r->snap_count > 1;
+}
+
+/* Average change per interval of a trend group, rounded to whole bytes. */
+static int64_t growth_per_snapshot(const lkd_report_t *r, const lkd_group_t *g)
+{
+    int64_t n = (int64_t)r->snap_count - 1, d = g->bytes_diff;
+    return (d < 0 ? d - n / 2 : d + n / 2) / n;
+}
+
+static bool filtering(const lkd_group_opts_t *f)
+{
+    return f && (f->include_count || f->exclude_count || f->min_bytes);
+}
+
 static size_t shown_count(const lkd_report_t *r)
 {
     size_t n = r->set->count;
@@ -153,15 +186,33 @@ static void text_pair_notes(lkd_buf_t *o, const lkd_snapshot_t *a, const lkd_sna
                        a->process.seq, b->process.seq);
 }
 
-static void text_header(lkd_buf_t *o, const lkd_report_t *r)
+/* The snapshots of a trend, one numbered entry each, and what is odd about the series. */
+static void text_trend_snapshots(lkd_buf_t *o, const lkd_report_t *r)
+{
+    lkd_buf_printf(o, "leakdiff %s: %zu snapshots, oldest first\n", r->command, r->snap_count);
+    for (size_t i = 0; i < r->snap_count; i++) {
+        lkd_buf_printf(o, "  %zu: %s\n", i + 1, r->snaps[i]->path);
+        text_process(o, "   ", r->snaps[i]);
+    }
+    for (size_t i = 1; i < r->snap_count; i++)
+        text_pair_notes(o, r->snaps[i - 1], r->snaps[i]);
+}
+
+/* Which snapshots the report is about. */
+static void text_snapshots(lkd_buf_t *o, const lkd_report_t *r)
 {
     const lkd_snapshot_t *s = r->snap, *old = r->old;
-    const lkd_fmt_totals_t *t = &s->totals;
-    if (old) {
-        lkd_buf_printf(o, "leakdiff %s: %s -> %s\n", r->command, old->path, s->path);
+    if (is_trend(r)) {
+        text_trend_snapshots(o, r);
+    } else if (old) {
+        lkd_buf_printf(o, "leakdiff %s: %s -> %s%s%s\n", r->command, old->path,
+                       r->mid ? r->mid->path : "", r->mid ? " -> " : "", s->path);
         text_process(o, "old: ", old);
+        if (r->mid)
+            text_process(o, "mid: ", r->mid);
         text_process(o, "new: ", s);
-        text_pair_notes(o, old, s);
+        if (!r->survivors)
+            text_pair_notes(o, old, s);
     } else if (strcmp(r->command, "run") == 0) {
         lkd_buf_printf(o, "leakdiff: exit snapshot: %s\n", s->path);
         text_process(o, "", s);
@@ -169,22 +220,87 @@ static void text_header(lkd_buf_t *o, const lkd_report_t *r)
         lkd_buf_printf(o, "leakdiff %s: %s\n", r->command, s->path);
         text_process(o, "", s);
     }
+}
+
+/* "  live: 1.0 KiB (+512 B) in 8 blocks (+4), peak 2.0 KiB"; a trend lists every
+ * snapshot's bytes ("1.0 KiB -> 1.5 KiB -> 2.0 KiB (+1.0 KiB)"). */
+static void text_live(lkd_buf_t *o, const lkd_report_t *r)
+{
+    const lkd_fmt_totals_t *t = &r->snap->totals;
     lkd_buf_puts(o, "  live: ");
+    for (size_t i = 0; is_trend(r) && i + 1 < r->snap_count; i++) {
+        put_size(o, r->snaps[i]->totals.bytes);
+        lkd_buf_puts(o, " -> ");
+    }
     put_size(o, t->bytes);
-    if (old) {
+    if (is_diff(r)) {
         lkd_buf_puts(o, " (");
-        put_size_diff(o, (int64_t)(t->bytes - old->totals.bytes));
+        put_size_diff(o, (int64_t)(t->bytes - r->old->totals.bytes));
         lkd_buf_puts(o, ")");
     }
     lkd_buf_printf(o, " in %" PRIu64 " block%s", t->blocks, t->blocks == 1 ? "" : "s");
-    if (old)
-        lkd_buf_printf(o, " (%+" PRId64 ")", (int64_t)(t->blocks - old->totals.blocks));
+    if (is_diff(r))
+        lkd_buf_printf(o, " (%+" PRId64 ")", (int64_t)(t->blocks - r->old->totals.blocks));
     lkd_buf_puts(o, ", peak ");
     put_size(o, t->peak_bytes);
     lkd_buf_puts(o, "\n");
-    if (old)
-        text_caveats(o, old);
-    text_caveats(o, s);
+}
+
+/* "  survivors: 1000 B in 25 blocks born after OLD was written (birth >= N) and live in
+ * NEW"; with MID: "born after OLD and before MID were written (births N to M-1)". */
+static void text_survivors(lkd_buf_t *o, const lkd_report_t *r)
+{
+    uint64_t from = r->old->totals.birth_next;
+    lkd_buf_puts(o, "  survivors: ");
+    put_size(o, r->set->bytes);
+    lkd_buf_printf(o, " in %" PRIu64 " block%s born after OLD ", r->set->blocks,
+                   r->set->blocks == 1 ? "" : "s");
+    if (r->mid)
+        lkd_buf_printf(o, "and before MID were written (births %" PRIu64 " to %" PRIu64 ")", from,
+                       r->mid->totals.birth_next - 1);
+    else
+        lkd_buf_printf(o, "was written (birth >= %" PRIu64 ")", from);
+    lkd_buf_puts(o, " and live in NEW\n");
+}
+
+/* "  filter: --include 'a*' --min-bytes 100: 1.0 KiB in 25 blocks selected, 2 groups below
+ * the minimum left out", when any filter is on. */
+static void text_filter(lkd_buf_t *o, const lkd_report_t *r)
+{
+    const lkd_group_opts_t *f = r->opts;
+    if (!filtering(f))
+        return;
+    lkd_buf_puts(o, "  filter:");
+    for (size_t i = 0; i < f->include_count; i++)
+        lkd_buf_printf(o, " --include '%s'", f->includes[i]);
+    for (size_t i = 0; i < f->exclude_count; i++)
+        lkd_buf_printf(o, " --exclude '%s'", f->excludes[i]);
+    if (f->min_bytes)
+        lkd_buf_printf(o, " --min-bytes %" PRIu64, f->min_bytes);
+    lkd_buf_puts(o, ": ");
+    put_size(o, r->set->bytes);
+    lkd_buf_printf(o, " in %" PRIu64 " block%s selected", r->set->blocks,
+                   r->set->blocks == 1 ? "" : "s");
+    if (f->min_bytes)
+        lkd_buf_printf(o, ", %zu group%s below the minimum left out", r->set->dropped,
+                       r->set->dropped == 1 ? "" : "s");
+    lkd_buf_puts(o, "\n");
+}
+
+static void text_header(lkd_buf_t *o, const lkd_report_t *r)
+{
+    text_snapshots(o, r);
+    text_live(o, r);
+    if (is_trend(r)) {
+        for (size_t i = 0; i + 1 < r->snap_count; i++)
+            text_caveats(o, r->snaps[i]);
+    } else if (r->old) {
+        text_caveats(o, r->old);
+    }
+    text_caveats(o, r->snap);
+    if (r->survivors)
+        text_survivors(o, r);
+    text_filter(o, r);
 }
 
 /* " (file:line)" / " (file)" / " (module)" of f, or nothing when the function already
@@ -241,16 +357,32 @@ static void text_figures(lkd_buf_t *o, bool diff, uint64_t bytes, int64_t bytes_
         lkd_buf_printf(o, " (%+" PRId64 ")", blocks_diff);
 }
 
+/* "    growing, +4.7 KiB per snapshot: 4.7 KiB -> 9.4 KiB -> 14.1 KiB" */
+static void text_series(lkd_buf_t *o, const lkd_report_t *r, const lkd_group_t *g)
+{
+    lkd_buf_printf(o, "    %s, ", g->growing ? "growing" : "not growing");
+    put_size_diff(o, growth_per_snapshot(r, g));
+    lkd_buf_puts(o, " per snapshot: ");
+    for (size_t i = 0; g->series && i < r->snap_count; i++) {
+        if (i)
+            lkd_buf_puts(o, " -> ");
+        put_size(o, g->series[i]);
+    }
+    lkd_buf_puts(o, "\n");
+}
+
 static void text_group(lkd_buf_t *o, const lkd_report_t *r, size_t rank, const lkd_group_t *g)
 {
     lkd_buf_printf(o, "#%zu ", rank);
     text_title(o, r, g);
-    text_figures(o, r->old != NULL, g->bytes, g->bytes_diff, g->blocks, g->blocks_diff);
+    text_figures(o, is_diff(r), g->bytes, g->bytes_diff, g->blocks, g->blocks_diff);
     if (g->blocks) {
         lkd_buf_puts(o, ", average=");
         put_size(o, g->bytes / g->blocks);
     }
     lkd_buf_puts(o, "\n");
+    if (is_trend(r))
+        text_series(o, r, g);
     if (r->set->by != LKD_BY_TRACEBACK)
         return;
     for (size_t i = 0; i < g->frame_count; i++) {
@@ -280,8 +412,35 @@ static void text_others(lkd_buf_t *o, const lkd_report_t *r, size_t from)
     size_t n = r->set->count - from;
     other_sums(r, from, &bytes, &blocks, &bytes_diff, &blocks_diff);
     lkd_buf_printf(o, "%zu other group%s: ", n, n == 1 ? "" : "s");
-    text_figures(o, r->old != NULL, bytes, bytes_diff, blocks, blocks_diff);
+    text_figures(o, is_diff(r), bytes, bytes_diff, blocks, blocks_diff);
     lkd_buf_puts(o, "\n");
+}
+
+/* What an empty report says. */
+static const char *text_nothing(const lkd_report_t *r)
+{
+    if (filtering(r->opts))
+        return "No group passes the filters.\n";
+    if (r->survivors)
+        return "No survivors: no block born after OLD is live in NEW.\n";
+    if (is_trend(r))
+        return "No live blocks in any snapshot.\n";
+    return r->old ? "No live blocks in either snapshot.\n" : "No live blocks.\n";
+}
+
+/* "Top 3 differences by function (cumulative):" */
+static void text_top_line(lkd_buf_t *o, const lkd_report_t *r, size_t shown)
+{
+    const char *what = r->survivors  ? (shown == 1 ? "survivor " : "survivors ")
+                       : is_trend(r) ? ""
+                       : r->old      ? (shown == 1 ? "difference " : "differences ")
+                                     : "";
+    lkd_buf_printf(o, "Top %zu %sby %s", shown, what, lkd_group_by_name(r->set->by));
+    if (r->set->cumulative)
+        lkd_buf_puts(o, " (cumulative)");
+    if (is_trend(r))
+        lkd_buf_puts(o, ", growing first");
+    lkd_buf_puts(o, ":\n");
 }
 
 static int text_groups(lkd_buf_t *o, const lkd_report_t *r)
@@ -289,12 +448,10 @@ static int text_groups(lkd_buf_t *o, const lkd_report_t *r)
     size_t shown = shown_count(r);
     text_header(o, r);
     if (!r->set->count) {
-        lkd_buf_puts(o, r->old ? "No live blocks in either snapshot.\n" : "No live blocks.\n");
+        lkd_buf_puts(o, text_nothing(r));
         return o->err;
     }
-    lkd_buf_printf(o, "Top %zu %sby %s:\n", shown,
-                   r->old ? (shown == 1 ? "difference " : "differences ") : "",
-                   lkd_group_by_name(r->set->by));
+    text_top_line(o, r, shown);
     for (size_t i = 0; i < shown; i++)
         text_group(o, r, i + 1, r->set->sorted[i]);
     if (shown < r->set->count)
@@ -334,12 +491,35 @@ static void json_snapshot(lkd_buf_t *o, const lkd_snapshot_t *s)
     lkd_buf_puts(o, "}");
 }
 
+/* ,"NAME":[v0,v1,...] of one field of every snapshot's totals (trend). */
+static void json_totals_series(lkd_buf_t *o, const lkd_report_t *r, const char *name, size_t offset)
+{
+    lkd_buf_printf(o, ",\"%s\":[", name);
+    for (size_t i = 0; i < r->snap_count; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&r->snaps[i]->totals + offset, sizeof v);
+        lkd_buf_printf(o, "%s%" PRIu64, i ? "," : "", v);
+    }
+    lkd_buf_puts(o, "]");
+}
+
 static void json_totals(lkd_buf_t *o, const lkd_report_t *r)
 {
     const lkd_fmt_totals_t *t = &r->snap->totals;
     lkd_buf_printf(o, "{\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 ",\"peak_bytes\":%" PRIu64,
                    t->bytes, t->blocks, t->peak_bytes);
-    if (r->old) {
+    if (is_trend(r)) {
+        json_totals_series(o, r, "series", offsetof(lkd_fmt_totals_t, bytes));
+        json_totals_series(o, r, "blocks_series", offsetof(lkd_fmt_totals_t, blocks));
+    }
+    if (r->survivors)
+        lkd_buf_printf(o,
+                       ",\"survivor_bytes\":%" PRIu64 ",\"survivor_blocks\":%" PRIu64
+                       ",\"birth_from\":%" PRIu64,
+                       r->set->bytes, r->set->blocks, r->old->totals.birth_next);
+    if (r->survivors && r->mid)
+        lkd_buf_printf(o, ",\"birth_to\":%" PRIu64, r->mid->totals.birth_next);
+    if (is_diff(r)) {
         const lkd_fmt_totals_t *ot = &r->old->totals;
         lkd_buf_printf(o,
                        ",\"bytes_diff\":%" PRId64 ",\"blocks_diff\":%" PRId64
@@ -366,13 +546,30 @@ static void json_frame(lkd_buf_t *o, const lkd_frame_t *f)
                    f->inlined ? "true" : "false");
 }
 
+/* Trend keys of a group: its series, whether it grew in every interval, its growth. */
+static void json_group_series(lkd_buf_t *o, const lkd_report_t *r, const lkd_group_t *g)
+{
+    const char *names[2] = {"series", "blocks_series"};
+    const uint64_t *v[2] = {g->series, g->blocks_series};
+    for (size_t k = 0; k < 2; k++) {
+        lkd_buf_printf(o, ",\"%s\":[", names[k]);
+        for (size_t i = 0; v[k] && i < r->snap_count; i++)
+            lkd_buf_printf(o, "%s%" PRIu64, i ? "," : "", v[k][i]);
+        lkd_buf_puts(o, "]");
+    }
+    lkd_buf_printf(o, ",\"growing\":%s,\"growth_per_snapshot\":%.1f", g->growing ? "true" : "false",
+                   (double)g->bytes_diff / (double)(r->snap_count - 1));
+}
+
 static void json_group(lkd_buf_t *o, const lkd_report_t *r, const lkd_group_t *g)
 {
     lkd_buf_puts(o, "{\"key\":");
     lkd_json_string(o, g->key);
     lkd_buf_printf(o, ",\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 ",\"average\":%" PRIu64,
                    g->bytes, g->blocks, g->blocks ? g->bytes / g->blocks : 0);
-    if (r->old)
+    if (is_trend(r))
+        json_group_series(o, r, g);
+    if (is_diff(r))
         lkd_buf_printf(o,
                        ",\"bytes_diff\":%" PRId64 ",\"blocks_diff\":%" PRId64
                        ",\"old_bytes\":%" PRIu64 ",\"old_blocks\":%" PRIu64,
@@ -394,23 +591,84 @@ static void json_others(lkd_buf_t *o, const lkd_report_t *r, size_t from)
     other_sums(r, from, &bytes, &blocks, &bytes_diff, &blocks_diff);
     lkd_buf_printf(o, ",\"other\":{\"groups\":%zu,\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64,
                    r->set->count - from, bytes, blocks);
-    if (r->old)
+    if (is_diff(r))
         lkd_buf_printf(o, ",\"bytes_diff\":%" PRId64 ",\"blocks_diff\":%" PRId64, bytes_diff,
                        blocks_diff);
     lkd_buf_puts(o, "}");
 }
 
+static void json_globs(lkd_buf_t *o, const char *name, const char *const *globs, size_t n)
+{
+    lkd_buf_printf(o, "\"%s\":[", name);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            lkd_buf_puts(o, ",");
+        lkd_json_string(o, globs[i]);
+    }
+    lkd_buf_puts(o, "]");
+}
+
+/* ,"filter":{...}: the filters in force and what passed them (in the newest snapshot). */
+static void json_filter(lkd_buf_t *o, const lkd_report_t *r)
+{
+    const lkd_group_opts_t *f = r->opts;
+    lkd_buf_puts(o, ",\"filter\":{");
+    json_globs(o, "include", f ? f->includes : NULL, f ? f->include_count : 0);
+    lkd_buf_puts(o, ",");
+    json_globs(o, "exclude", f ? f->excludes : NULL, f ? f->exclude_count : 0);
+    lkd_buf_printf(o,
+                   ",\"min_bytes\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64
+                   ",\"dropped_groups\":%zu}",
+                   f ? f->min_bytes : 0, r->set->bytes, r->set->blocks, r->set->dropped);
+}
+
+/* Whether the snapshots of a diff or trend come from different executables. */
+static bool different_programs(const lkd_report_t *r)
+{
+    const lkd_snapshot_t *first = r->old;
+    for (size_t i = 0; i < (is_trend(r) ? r->snap_count : 1); i++) {
+        const lkd_snapshot_t *s = is_trend(r) ? r->snaps[i] : r->snap;
+        if (strcmp(sstr(first, first->process.exe), sstr(s, s->process.exe)) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* "snapshots":[...]: the old and new one, or every snapshot of a trend. */
+static void json_snapshots(lkd_buf_t *o, const lkd_report_t *r)
+{
+    lkd_buf_puts(o, "\"snapshots\":[");
+    if (is_trend(r)) {
+        for (size_t i = 0; i < r->snap_count; i++) {
+            if (i)
+                lkd_buf_puts(o, ",");
+            json_snapshot(o, r->snaps[i]);
+        }
+    } else {
+        if (r->old) {
+            json_snapshot(o, r->old);
+            lkd_buf_puts(o, ",");
+        }
+        if (r->mid) {
+            json_snapshot(o, r->mid);
+            lkd_buf_puts(o, ",");
+        }
+        json_snapshot(o, r->snap);
+    }
+    lkd_buf_puts(o, "]");
+}
+
 static int json_groups(lkd_buf_t *o, const lkd_report_t *r)
 {
     size_t shown = shown_count(r);
-    lkd_buf_printf(o, "{\"version\":1,\"command\":\"%s\",\"by\":\"%s\",\"snapshots\":[", r->command,
-                   lkd_group_by_name(r->set->by));
-    if (r->old) {
-        json_snapshot(o, r->old);
-        lkd_buf_puts(o, ",");
-    }
-    json_snapshot(o, r->snap);
-    lkd_buf_puts(o, "],\n\"totals\":");
+    lkd_buf_printf(o, "{\"version\":1,\"command\":\"%s\",\"by\":\"%s\",\"cumulative\":%s,",
+                   r->command, lkd_group_by_name(r->set->by),
+                   r->set->cumulative ? "true" : "false");
+    json_snapshots(o, r);
+    if (is_diff(r))
+        lkd_buf_printf(o, ",\"different_programs\":%s", different_programs(r) ? "true" : "false");
+    json_filter(o, r);
+    lkd_buf_puts(o, ",\n\"totals\":");
     json_totals(o, r);
     lkd_buf_printf(o, ",\"group_count\":%zu,\n\"groups\":[", r->set->count);
     for (size_t i = 0; i < shown; i++) {
@@ -423,16 +681,35 @@ static int json_groups(lkd_buf_t *o, const lkd_report_t *r)
     return o->err;
 }
 
+/* ---- collapsed stacks ------------------------------------------------------------------- */
+
 /*
- * Appends the top report (r->old == NULL) or diff report of r to out, in r->format.
- * r->set must be sorted. Returns 0 or -ENOMEM.
+ * One "root;...;site VALUE" line per group of a folded set (lkd_group_opts_t.folded), every
+ * group regardless of -n: VALUE is the live bytes (top, survivors) or the growth in bytes
+ * (diff, trend: first to last). Lines whose value is 0 or less are left out, since flame
+ * graph tools cannot draw them.
+ */
+static int collapsed_groups(lkd_buf_t *o, const lkd_report_t *r)
+{
+    for (size_t i = 0; i < r->set->count; i++) {
+        const lkd_group_t *g = r->set->sorted[i];
+        int64_t v = is_diff(r) ? g->bytes_diff : (int64_t)g->bytes;
+        if (v > 0)
+            lkd_buf_printf(o, "%s %" PRId64 "\n", g->key, v);
+    }
+    return o->err;
+}
+
+/*
+ * Appends the top report (r->old == NULL), diff, trend (r->snaps) or survivors report of r
+ * to out, in r->format. r->set must be sorted. Returns 0 or -ENOMEM.
  */
 int lkd_report_groups(lkd_buf_t *out, const lkd_report_t *r)
 {
     if (r->format == LKD_FORMAT_JSON)
         return json_groups(out, r);
     size_t from = out->len;
-    int rc = text_groups(out, r);
+    int rc = r->format == LKD_FORMAT_COLLAPSED ? collapsed_groups(out, r) : text_groups(out, r);
     lkd_text_sanitize(out, from);
     return rc;
 }
@@ -531,6 +808,59 @@ static void text_info_totals(lkd_buf_t *o, const lkd_snapshot_t *s)
     lkd_buf_puts(o, "\n");
 }
 
+/* Bytes and blocks per reachability verdict (index: LKD_FMT_BLK_* value, 0 = none). */
+typedef struct verdicts {
+    uint64_t bytes[4], blocks[4];
+} verdicts_t;
+
+static verdicts_t count_verdicts(const lkd_snapshot_t *s)
+{
+    verdicts_t v = {{0}, {0}};
+    for (size_t i = 0; i < s->block_count; i++) {
+        unsigned k = s->blocks[i].flags & LKD_FMT_BLK_VERDICT_MASK;
+        v.bytes[k] += s->blocks[i].size;
+        v.blocks[k]++;
+    }
+    return v;
+}
+
+/* The leak verdicts of an exit snapshot, when the shim computed them. */
+static void text_info_verdicts(lkd_buf_t *o, const lkd_snapshot_t *s)
+{
+    if (!(s->process.flags & LKD_FMT_F_REACHABILITY))
+        return;
+    verdicts_t v = count_verdicts(s);
+    static const struct {
+        unsigned k;
+        const char *name;
+    } kinds[] = {{LKD_FMT_BLK_DIRECT, "direct leaks  "},
+                 {LKD_FMT_BLK_INDIRECT, "indirect leaks"},
+                 {LKD_FMT_BLK_REACHABLE, "reachable     "}};
+    lkd_buf_puts(o, "reachability at exit:\n");
+    for (size_t i = 0; i < 3; i++) {
+        lkd_buf_printf(o, "  %s ", kinds[i].name);
+        put_size(o, v.bytes[kinds[i].k]);
+        lkd_buf_printf(o, " (%" PRIu64 " B) in %" PRIu64 " blocks\n", v.bytes[kinds[i].k],
+                       v.blocks[kinds[i].k]);
+    }
+}
+
+static void json_info_verdicts(lkd_buf_t *o, const lkd_snapshot_t *s)
+{
+    if (!(s->process.flags & LKD_FMT_F_REACHABILITY)) {
+        lkd_buf_puts(o, "null");
+        return;
+    }
+    verdicts_t v = count_verdicts(s);
+    lkd_buf_printf(o,
+                   "{\"direct_bytes\":%" PRIu64 ",\"direct_blocks\":%" PRIu64
+                   ",\"indirect_bytes\":%" PRIu64 ",\"indirect_blocks\":%" PRIu64
+                   ",\"reachable_bytes\":%" PRIu64 ",\"reachable_blocks\":%" PRIu64 "}",
+                   v.bytes[LKD_FMT_BLK_DIRECT], v.blocks[LKD_FMT_BLK_DIRECT],
+                   v.bytes[LKD_FMT_BLK_INDIRECT], v.blocks[LKD_FMT_BLK_INDIRECT],
+                   v.bytes[LKD_FMT_BLK_REACHABLE], v.blocks[LKD_FMT_BLK_REACHABLE]);
+}
+
 static void build_id_hex(lkd_buf_t *o, const lkd_fmt_module_t *m)
 {
     uint32_t n = m->build_id_len < LKD_FMT_BUILD_ID_MAX ? m->build_id_len : LKD_FMT_BUILD_ID_MAX;
@@ -563,6 +893,7 @@ static int text_info(lkd_buf_t *o, const lkd_snapshot_t *s)
     text_caveats(o, s);
     text_info_process(o, s);
     text_info_totals(o, s);
+    text_info_verdicts(o, s);
     text_info_modules(o, s);
     return o->err;
 }
@@ -634,6 +965,8 @@ static int json_info(lkd_buf_t *o, const lkd_snapshot_t *s)
     json_info_process(o, s);
     lkd_buf_puts(o, ",\n\"totals\":");
     json_info_totals(o, &s->totals);
+    lkd_buf_puts(o, ",\n\"reachability\":");
+    json_info_verdicts(o, s);
     lkd_buf_puts(o, ",\n\"modules\":[");
     for (size_t i = 0; i < s->module_count; i++) {
         lkd_buf_puts(o, i ? ",\n" : "\n");
@@ -655,4 +988,30 @@ int lkd_report_info(lkd_buf_t *out, lkd_format_t format, const lkd_snapshot_t *s
     int rc = text_info(out, snap);
     lkd_text_sanitize(out, from);
     return rc;
+}
+
+/* ---- shared with the check reports (check_report.c) ---------------------------------- */
+
+/* The JSON object of s in a report's "snapshots" list. */
+void lkd_report_json_snapshot(lkd_buf_t *out, const lkd_snapshot_t *s)
+{
+    json_snapshot(out, s);
+}
+
+/* The JSON object of one frame in a group's "frames" list. */
+void lkd_report_json_frame(lkd_buf_t *out, const lkd_frame_t *f)
+{
+    json_frame(out, f);
+}
+
+/* "  PREFIXprocess 12345 (/path/exe), label exit, 2026-11-24 04:30:01" and a newline. */
+void lkd_report_text_process(lkd_buf_t *out, const char *prefix, const lkd_snapshot_t *s)
+{
+    text_process(out, prefix, s);
+}
+
+/* path relative to the snapshot's working directory when it lies below it, else path. */
+const char *lkd_report_short_path(const lkd_snapshot_t *s, const char *path)
+{
+    return short_path(s, path);
 }

@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -159,6 +160,69 @@ static int set_env(const char *shim, const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set the environment: %s", strerror(-rc));
     free(value);
     return rc;
+}
+
+/* The file execvp would run for cmd (searched in $PATH when cmd has no '/') into path. */
+static bool command_path(const char *cmd, char *path, size_t size)
+{
+    if (strchr(cmd, '/'))
+        return snprintf(path, size, "%s", cmd) < (int)size;
+    const char *dirs = getenv("PATH");
+    for (dirs = dirs && *dirs ? dirs : "/bin:/usr/bin"; *dirs;) {
+        int n = (int)strcspn(dirs, ":");
+        if (snprintf(path, size, "%.*s%s%s", n, dirs, n ? "/" : "", cmd) < (int)size &&
+            access(path, X_OK) == 0)
+            return true;
+        dirs += n + (dirs[n] == ':');
+    }
+    return false;
+}
+
+/*
+ * True when cmd runs CPython: the file it names (symlinks resolved, so a venv's bin/python
+ * counts) is called python*, or it is a script whose "#!" line names python.
+ */
+bool lkd_run_is_python(const char *cmd)
+{
+    char path[PATH_MAX], line[256];
+    if (!command_path(cmd, path, sizeof path))
+        return false;
+    char *real = realpath(path, NULL);
+    const char *name = real ? real : path, *slash = strrchr(name, '/');
+    bool python = fnmatch("python*", slash ? slash + 1 : name, 0) == 0;
+    free(real);
+    FILE *f = python ? NULL : fopen(path, "re");
+    if (f) {
+        python = fgets(line, sizeof line, f) && !strncmp(line, "#!", 2) && strstr(line, "python");
+        fclose(f);
+    }
+    return python;
+}
+
+/*
+ * --python: sets PYTHONMALLOC=malloc, so that CPython's small objects come from malloc, not
+ * from pymalloc's arenas (pymalloc serves requests up to 512 B from mmap'd pools, where the
+ * shim cannot see them), and says so. Without it, a CPython command gets a one-line hint
+ * unless PYTHONMALLOC is already set. Returns 0 or -errno.
+ */
+static int python_env(const lkd_run_opts_t *opts)
+{
+    const char *cmd = opts->argv[0];
+    if (!opts->python) {
+        if (!getenv("PYTHONMALLOC") && lkd_run_is_python(cmd))
+            fprintf(stderr,
+                    "leakdiff: hint: %s runs CPython: add --python (PYTHONMALLOC=malloc), "
+                    "or pymalloc hides objects of 512 B or less\n",
+                    cmd);
+        return 0;
+    }
+    if (setenv("PYTHONMALLOC", "malloc", 1) < 0)
+        return -errno;
+    fprintf(stderr,
+            "leakdiff: --python: PYTHONMALLOC=malloc for %s, so that pymalloc does not "
+            "hide objects of 512 B or less\n",
+            cmd);
+    return 0;
 }
 
 /* In the child: old signal state back, exec; on failure tell the parent errno via fd. */
@@ -313,7 +377,7 @@ int lkd_run(const lkd_run_opts_t *opts, lkd_run_result_t *res, char *err, size_t
     self[len > 0 ? len : 0] = '\0';
     int rc = lkd_run_find_shim(self, &shim, err, errlen);
     if (rc || (rc = output_dir(opts->output_dir, &res->dir)) ||
-        (rc = set_env(shim, res->dir, err, errlen)))
+        (rc = set_env(shim, res->dir, err, errlen)) || (rc = python_env(opts)))
         goto out;
     if ((rc = lkd_snap_list_dir(res->dir, 0, &before)))
         goto out;

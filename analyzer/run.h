@@ -18,6 +18,7 @@
 typedef struct lkd_run_opts {
     const char *output_dir; /* -o DIR; NULL: inherited LEAKDIFF_OUTPUT, else "." */
     char *const *argv;      /* CMD ARGS, NULL-terminated, argv[0] non-NULL */
+    bool python;            /* --python: PYTHONMALLOC=malloc for CMD */
 } lkd_run_opts_t;
 
 typedef struct lkd_run_result {
@@ -37,5 +38,6 @@ int lkd_run(const lkd_run_opts_t *opts, lkd_run_result_t *res, char *err, size_t
 void lkd_run_result_free(lkd_run_result_t *res);
 bool lkd_run_parse_name(const char *name, const char *label, pid_t *pid, unsigned *seq);
 int lkd_run_find_shim(const char *self_exe, char **shim, char *err, size_t errlen);
+bool lkd_run_is_python(const char *cmd);
 
 #endif

@@ -481,7 +481,12 @@ Test(group, report_text_top_and_diff)
     cr_assert_eq(lkd_group_build(&s1, &resolver, &o, &g1), 0);
     cr_assert_eq(lkd_group_build(&s2, &resolver, &o, &g2), 0);
     cr_assert_eq(lkd_group_sort(&g2, LKD_ORDER_SIZE), 0);
-    lkd_report_t r = {LKD_FORMAT_TEXT, "top", NULL, &s2, &g2, 2};
+    lkd_report_t r = {.format = LKD_FORMAT_TEXT,
+                      .command = "top",
+                      .old = NULL,
+                      .snap = &s2,
+                      .set = &g2,
+                      .limit = 2};
     cr_assert_eq(lkd_report_groups(&out, &r), 0);
     cr_expect(strstr(out.data, "  live: 1.4 KiB in 21 blocks, peak 1.4 KiB\n"), "%s", out.data);
     cr_expect(strstr(out.data, "Top 2 by function:\n#1 pool_alloc (src/pool.c:5): "
@@ -493,7 +498,12 @@ Test(group, report_text_top_and_diff)
     lkd_buf_reset(&out);
     cr_assert_eq(lkd_group_diff(&g2, &g1), 0);
     cr_assert_eq(lkd_group_sort(&g2, LKD_ORDER_DIFF), 0);
-    r = (lkd_report_t){LKD_FORMAT_TEXT, "diff", &s1, &s2, &g2, 0};
+    r = (lkd_report_t){.format = LKD_FORMAT_TEXT,
+                       .command = "diff",
+                       .old = &s1,
+                       .snap = &s2,
+                       .set = &g2,
+                       .limit = 0};
     cr_assert_eq(lkd_report_groups(&out, &r), 0);
     cr_expect(strstr(out.data, "live: 1.4 KiB (+1.1 KiB) in 21 blocks (+16)"), "%s", out.data);
     cr_expect(strstr(out.data, "#3 make_record (src/rec.c:31): size=340 B (+40 B), "
@@ -585,7 +595,9 @@ Test(group, text_sanitize)
     expect_sanitized("plain\ttext\n", "plain\ttext\n");
     expect_sanitized("\x1b[2J\r\x7f", "?[2J??");
     expect_sanitized("caf\xc3\xa9 \xe2\x82\xac", "caf\xc3\xa9 \xe2\x82\xac");
-    expect_sanitized("\xc2\x9b" "31m \x9b \xff", "?31m ? ?");
+    expect_sanitized("\xc2\x9b"
+                     "31m \x9b \xff",
+                     "?31m ? ?");
 }
 
 Test(group, buf_grows)
