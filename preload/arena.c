@@ -31,6 +31,12 @@ typedef struct free_block {
 } free_block_t;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Every mapping the arena made, for the reachability scan, which must not take the
+ * tracker's tables (they hold every block's address) for the program's memory. */
+#define MAX_MAPS 8192
+static uintptr_t maps[MAX_MAPS][2];
+static size_t maps_n;
+static bool maps_lost; /* more mappings than MAX_MAPS: the list is incomplete */
 static free_block_t *free_lists[CLASS_COUNT];
 static char *bump, *bump_end;
 static atomic_size_t mapped;
@@ -41,10 +47,53 @@ static size_t page_round(size_t size)
     return (size + page - 1) & ~(page - 1);
 }
 
+/* Maps size bytes and notes the range; the caller holds the lock. */
 static void *map(size_t size, int extra)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return NULL;
+    if (maps_n < MAX_MAPS) {
+        maps[maps_n][0] = (uintptr_t)p;
+        maps[maps_n++][1] = (uintptr_t)p + size;
+    } else {
+        maps_lost = true;
+    }
+    return p;
+}
+
+static void *map_locked(size_t size, int extra)
+{
+    pthread_mutex_lock(&lock);
+    void *p = map(size, extra);
+    pthread_mutex_unlock(&lock);
+    return p;
+}
+
+/* Unmaps a large allocation and forgets its range. */
+static void unmap(void *p, size_t size)
+{
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < maps_n; i++) {
+        if (maps[i][0] == (uintptr_t)p) {
+            maps[i][0] = maps[maps_n - 1][0];
+            maps[i][1] = maps[--maps_n][1];
+            break;
+        }
+    }
+    munmap(p, size);
+    pthread_mutex_unlock(&lock);
+}
+
+/* lkd_arena_ranges - see arena.h. */
+size_t lkd_arena_ranges(uintptr_t (*out)[2], size_t max, bool *complete)
+{
+    pthread_mutex_lock(&lock);
+    size_t n = maps_n < max ? maps_n : max;
+    memcpy(out, maps, n * sizeof *out);
+    *complete = !maps_lost && n == maps_n;
+    pthread_mutex_unlock(&lock);
+    return n;
 }
 
 /* lkd_arena_class_size - bytes of size class c: 16, 24, 32, 48, ... */
@@ -93,7 +142,7 @@ static void *carve(unsigned c)
 void *lkd_arena_alloc(size_t size)
 {
     if (size >= LARGE_MIN) {
-        void *p = map(page_round(size), 0);
+        void *p = map_locked(page_round(size), 0);
         if (p)
             atomic_fetch_add_explicit(&mapped, page_round(size), memory_order_relaxed);
         return p;
@@ -118,7 +167,7 @@ void lkd_arena_free(void *ptr, size_t size)
     if (!ptr)
         return;
     if (size >= LARGE_MIN) {
-        munmap(ptr, page_round(size));
+        unmap(ptr, page_round(size));
         atomic_fetch_sub_explicit(&mapped, page_round(size), memory_order_relaxed);
         return;
     }
@@ -146,7 +195,7 @@ void *lkd_arena_realloc(void *ptr, size_t old_size, size_t new_size)
  * Never returned: reservations live as long as the process. */
 void *lkd_arena_reserve(size_t size)
 {
-    return map(page_round(size), MAP_NORESERVE);
+    return map_locked(page_round(size), MAP_NORESERVE);
 }
 
 /* lkd_arena_mapped - bytes the arena has mapped for allocations (not reservations). */

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Returns size bytes aligned to 16 (or to the page for large requests), or NULL when the
  * kernel refuses memory. The memory is zeroed. */
@@ -27,6 +28,9 @@ size_t lkd_arena_mapped(void);
  * wastes nothing. */
 size_t lkd_arena_class_size(unsigned c);
 unsigned lkd_arena_class_of(size_t size);
+/* Copies up to max [lo, hi) ranges of the arena's mappings (all of them: allocations and
+ * reservations) into out; *complete is false when some are missing. */
+size_t lkd_arena_ranges(uintptr_t (*out)[2], size_t max, bool *complete);
 /* For pthread_atfork: hold the arena lock across fork; reset it in the child. */
 void lkd_arena_lock(void);
 void lkd_arena_unlock(void);

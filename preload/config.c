@@ -15,8 +15,8 @@
 #include "log.h"
 #include "parse.h"
 
-lkd_config_t lkd_config = {".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true,
-                           true};
+lkd_config_t lkd_config = {
+    ".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true, true, true};
 
 static bool parse_bool(const char *name, const char *s, bool def)
 {
@@ -117,4 +117,6 @@ void lkd_config_load(void)
         lkd_config.start = parse_bool("LEAKDIFF_START", s, true);
     if ((s = getenv("LEAKDIFF_CHILDREN")))
         lkd_config.children = parse_bool("LEAKDIFF_CHILDREN", s, true);
+    if ((s = getenv("LEAKDIFF_REACHABILITY")))
+        lkd_config.reachability = parse_bool("LEAKDIFF_REACHABILITY", s, true);
 }

@@ -22,6 +22,7 @@ typedef struct lkd_config {
     unsigned interval;     /* LEAKDIFF_INTERVAL seconds, 0 = off */
     bool start;            /* LEAKDIFF_START, default true (false: start paused) */
     bool children;         /* LEAKDIFF_CHILDREN, default true */
+    bool reachability;     /* LEAKDIFF_REACHABILITY, default true: verdicts at exit */
 } lkd_config_t;
 
 #define LKD_DEFAULT_SIGNAL_OFFSET 6 /* SIGRTMIN + 6: no common program or library uses it */

@@ -42,6 +42,7 @@ static bool handler_installed;
 static pthread_t writer;
 static bool writer_started;
 static pid_t owner; /* the process the handler and writer belong to */
+static _Atomic pid_t writer_tid;
 
 static void on_signal(int sig)
 {
@@ -164,6 +165,7 @@ static void *writer_main(void *arg)
 {
     (void)arg;
     lkd_guard = 1;
+    atomic_store(&writer_tid, gettid());
     struct timespec tick = now_mono();
     tick.tv_sec += lkd_config.interval;
     for (;;) {
@@ -247,6 +249,12 @@ void lkd_control_start(void)
         start_writer();
 }
 
+/* lkd_control_writer_tid - see control.h. */
+pid_t lkd_control_writer_tid(void)
+{
+    return atomic_load(&writer_tid);
+}
+
 /* lkd_control_signal_set - see control.h. Runs in the program's thread, after its call. */
 void lkd_control_signal_set(int sig, const struct sigaction *act)
 {
@@ -290,6 +298,7 @@ void lkd_control_main_exited(void)
 void lkd_control_forked(void)
 {
     atomic_store(&pending, 0);
+    atomic_store(&writer_tid, 0);
     owner = getpid();
     if (!wake_ok || !(handler_installed || lkd_config.interval))
         return;

@@ -22,6 +22,9 @@ void lkd_control_main_exited(void);
  * set). When that replaces the shim's handler of the request signal, signal requests are
  * off from now on: one warning, and the writer thread is renamed so `leakdiff snap` knows. */
 void lkd_control_signal_set(int sig, const struct sigaction *act);
+/* The writer thread's id (0 when there is none): it blocks every signal and holds no
+ * pointer into the program's heap, so the reachability scan neither stops nor scans it. */
+pid_t lkd_control_writer_tid(void);
 /* fork prepare handler: notes whether the forking thread is the main thread. */
 void lkd_control_prepare_fork(void);
 /* In a fork child: the writer thread did not survive the fork; start a new one. */

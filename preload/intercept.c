@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <stdint.h>
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "reach.h"
 #include "real.h"
 #include "track.h"
 
@@ -239,6 +241,49 @@ HOOK int kill(pid_t pid, int sig)
     if (pid > 0 && pid == getpid())
         lkd_track_before_self_kill(sig);
     return (int)raw_syscall6(SYS_kill, pid, sig, 0, 0, 0, 0);
+}
+
+/* exit and main's return: where the program leaves, for the reachability scan (reach.h).
+ * __libc_start_main is interposed so that main() returns into a frame of ours, which then
+ * calls exit itself: the frames main and its callees used are then below the recorded
+ * stack pointer, and stale pointers there keep nothing alive (as for valgrind, which
+ * scans a stack from its pointer). */
+__attribute__((noinline)) static void note_exit(uintptr_t caller_sp)
+{
+    jmp_buf regs; /* rbx, rbp, r12-r15 (sp, bp and pc mangled: harmless) */
+    setjmp(regs);
+    lkd_reach_exit_from(caller_sp, regs, sizeof regs);
+}
+
+HOOK void exit(int status)
+{
+    static void (*real_exit)(int);
+    if (!real_exit)
+        *(void **)&real_exit = dlsym(RTLD_NEXT, "exit");
+    /* above exit's frame (saved frame pointer, return address): the caller's */
+    note_exit((uintptr_t)__builtin_frame_address(0) + 16);
+    real_exit(status);
+    __builtin_unreachable();
+}
+
+typedef int main_fn(int, char **, char **);
+int __libc_start_main(main_fn *main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                      void (*rtld_fini)(void), void *stack_end);
+static main_fn *program_main;
+
+static int main_then_exit(int argc, char **argv, char **envp)
+{
+    int status = program_main(argc, argv, envp);
+    exit(status);
+}
+
+HOOK int __libc_start_main(main_fn *main, int argc, char **argv, void (*init)(void),
+                           void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+    int (*real)(main_fn *, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
+    *(void **)&real = dlsym(RTLD_NEXT, "__libc_start_main");
+    program_main = main;
+    return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
 HOOK int pipe2(int fds[2], int flags)

@@ -23,6 +23,7 @@
 #include "control.h"
 #include "log.h"
 #include "modules.h"
+#include "reach.h"
 #include "writer.h"
 #include "stack.h"
 #include "thread.h"
@@ -336,12 +337,25 @@ __attribute__((constructor)) static void track_constructor(void)
  * mapped on purpose, since later destructors may still free blocks. */
 static atomic_bool exit_written;
 
+/* The exit snapshot, once, with reachability verdicts unless LEAKDIFF_REACHABILITY=0: the
+ * other threads are stopped first, and let go once the blocks are classified. */
+static void exit_snapshot(void)
+{
+    if (atomic_exchange(&exit_written, true))
+        return;
+    lkd_guard = 1;
+    if (lkd_config.reachability)
+        lkd_reach_stop(lkd_control_writer_tid());
+    lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
+    lkd_reach_resume();
+    lkd_guard = 0;
+}
+
 __attribute__((destructor)) static void track_destructor(void)
 {
     if (atomic_load(&lkd_state) != LKD_ST_READY || !lkd_config.at_exit || lkd_guard)
         return;
-    if (!atomic_exchange(&exit_written, true))
-        lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
+    exit_snapshot();
 }
 
 /* True when sig, sent to this process now, ends it: its disposition is the default, the
@@ -370,6 +384,5 @@ void lkd_track_before_self_kill(int sig)
     if (atomic_load(&lkd_state) != LKD_ST_READY || !lkd_config.at_exit || lkd_guard ||
         !ends_process(sig))
         return;
-    if (!atomic_exchange(&exit_written, true))
-        lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
+    exit_snapshot();
 }

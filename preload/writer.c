@@ -25,6 +25,7 @@
 #include "config.h"
 #include "log.h"
 #include "modules.h"
+#include "reach.h"
 #include "snapfile.h"
 #include "stack.h"
 #include "table.h"
@@ -302,6 +303,13 @@ static int gather(gathered_t *g, const char *label, uint32_t flags, const lkd_fm
     g->in.totals = *totals;
     strtab_add(&g->strings, "", 0);
     int err = gather_blocks(g);
+    if (lkd_reach_stopped()) { /* the exit snapshot: blocks copied with the world stopped */
+        if (!err) {
+            lkd_reach_classify(g->blocks, g->in.block_count);
+            flags |= LKD_FMT_F_REACHABILITY;
+        }
+        lkd_reach_resume();
+    }
     if (!err)
         err = gather_stacks(g);
     if (!err)

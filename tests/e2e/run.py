@@ -86,6 +86,8 @@ class Figures:
         self.total = None
         self.other = None
         self.sites = {}
+        self.direct = None  # reachability verdicts of the exit snapshot: (bytes, blocks)
+        self.indirect = None
 
 
 class Expect:
@@ -95,6 +97,8 @@ class Expect:
         EXPECT [@SCOPE] total bytes=N blocks=N              live memory of the snapshot(s)
         EXPECT [@SCOPE] site function=NAME bytes=N blocks=N one group of `top --by function`
         EXPECT [@SCOPE] other bytes=N blocks=N              live memory in no listed site
+        EXPECT [@SCOPE] direct bytes=N blocks=N    leaked blocks nothing points to (verdicts
+        EXPECT [@SCOPE] indirect bytes=N blocks=N    of an exit snapshot; 0 when not given)
         EXPECT per-request function=NAME bytes=N blocks=N   growth per request (growing_leak)
         EXPECT diff OLD NEW total bytes=N blocks=N          growth from the main process's
         EXPECT diff OLD NEW function=NAME bytes=N blocks=N    snapshot OLD to NEW (labels)
@@ -107,6 +111,8 @@ class Expect:
     other process (at least one; a fork child), which valgrind must also agree with.
     NAME runs up to " bytes=" and may contain spaces (C++ signatures).
     "EXPECT total" is required (for the exit snapshot) unless the sample is a Python script.
+    Every exit snapshot's leaks (direct + indirect) must equal valgrind's definitely +
+    indirectly lost, for the program and each fork child.
     """
 
     LINE = re.compile(r"^\s*[*#]?\s*EXPECT\s+(?:@(?P<scope>[\w.-]+)\s+)?(?P<kind>[\w-]+)"
@@ -152,9 +158,10 @@ class Expect:
 
     def _parse(self, scope, kind, rest, where):
         fig = self.scopes.setdefault(scope or "exit", Figures())
-        if scope and kind not in ("total", "other", "site"):
-            raise ValueError("%s: @%s applies to total, site and other only" % (where, scope))
-        if kind in ("total", "other"):
+        if scope and kind not in ("total", "other", "site", "direct", "indirect"):
+            raise ValueError("%s: @%s applies to total, site, other, direct and indirect only"
+                             % (where, scope))
+        if kind in ("total", "other", "direct", "indirect"):
             m = self.COUNTS.match(rest)
             if not m:
                 raise ValueError("%s: expected 'EXPECT %s bytes=N blocks=N'" % (where, kind))
@@ -362,7 +369,7 @@ class Case(unittest.TestCase):
             self.skipTest("valgrind is not installed (the oracle); `make deps` installs it")
         log = os.path.join(self.tmp, "vg.%d" % time.monotonic_ns())
         proc = subprocess.Popen([VALGRIND, "--tool=memcheck", "--run-libc-freeres=no",
-                                 "--run-cxx-freeres=no", "--leak-check=no",
+                                 "--run-cxx-freeres=no", "--leak-check=summary",
                                  "--log-file=" + log + ".%p"] + list(cmd),
                                 env=env if env is not None else clean_env(),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -370,17 +377,28 @@ class Case(unittest.TestCase):
         out, err = proc.communicate(input, timeout=TIMEOUT)
         done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         figures = {}
+        self.valgrind_leaks = {}  # pid -> definitely + indirectly lost (bytes, blocks)
         prefix = os.path.basename(log) + "."
         for name in os.listdir(self.tmp):
             if name.startswith(prefix):
                 with open(os.path.join(self.tmp, name), errors="replace") as f:
-                    m = VG_IN_USE.search(f.read())
+                    text = f.read()
+                m = VG_IN_USE.search(text)
                 self.assertIsNotNone(m, "no 'in use at exit' in valgrind's log %s:%s"
                                      % (name, describe(done)))
-                figures[int(name[len(prefix):])] = (int(m.group(1).replace(",", "")),
-                                                    int(m.group(2).replace(",", "")))
+                pid = int(name[len(prefix):])
+                figures[pid] = (int(m.group(1).replace(",", "")),
+                                int(m.group(2).replace(",", "")))
+                lost = [0, 0]
+                for kind in ("definitely", "indirectly"):
+                    m = re.search(r"%s lost: ([\d,]+) bytes in ([\d,]+) blocks" % kind, text)
+                    if m:
+                        lost[0] += int(m.group(1).replace(",", ""))
+                        lost[1] += int(m.group(2).replace(",", ""))
+                self.valgrind_leaks[pid] = tuple(lost)
         self.assertIn(proc.pid, figures, "no valgrind log for the program itself:"
                       + describe(done))
+        self.valgrind_leaks["main"] = self.valgrind_leaks.pop(proc.pid)
         main = figures.pop(proc.pid)
         return main, figures
 
@@ -446,6 +464,37 @@ class Samples(Case):
                 for g in doc["groups"][:30]) or "(none)"))
         return problems
 
+    def verdicts(self, path):
+        """The reachability verdicts of an exit snapshot (`leakdiff info --format json`)."""
+        doc = self.json_of("info", "--format", "json", path)
+        self.assertIsNotNone(doc["reachability"], "%s has no reachability verdicts" % path)
+        return doc["reachability"]
+
+    def leaks_of(self, path):
+        v = self.verdicts(path)
+        return (v["direct_bytes"] + v["indirect_bytes"], v["direct_blocks"] + v["indirect_blocks"])
+
+    def leak_problems(self, f, vg, what):
+        got = self.leaks_of(f.path)
+        if got != vg:
+            return ["%s: valgrind has bytes=%d blocks=%d definitely + indirectly lost, the "
+                    "snapshot's leaks (direct + indirect) bytes=%d blocks=%d" % ((what,) + vg + got)]
+        return []
+
+    def verdict_problems(self, path, fig, what):
+        """The EXPECT direct/indirect lines against the snapshot's verdicts."""
+        v = self.verdicts(path)
+        problems = []
+        for kind in ("direct", "indirect"):
+            if fig.direct is None and fig.indirect is None:
+                break  # no EXPECT line: valgrind is the judge (C samples)
+            want = getattr(fig, kind) or (0, 0)
+            got = (v[kind + "_bytes"], v[kind + "_blocks"])
+            if got != want:
+                problems.append("%s %s leaks: comment says bytes=%d blocks=%d, snapshot has "
+                                "bytes=%d blocks=%d" % ((what, kind) + want + got))
+        return problems
+
     def scope_snapshots(self, scope, files, main):
         """The snapshots an EXPECT scope applies to."""
         if scope == "exit":
@@ -487,7 +536,13 @@ class Samples(Case):
             problems.append("valgrind has bytes=%d blocks=%d in use at exit, %s bytes=%d "
                             "blocks=%d" % (vg_main + ("the comment says" if exp.valgrind
                                                       else "the snapshot has",) + want))
+        problems += self.leak_problems(main, self.valgrind_leaks["main"], "the program")
         children = self.scope_snapshots("child", files, main)
+        child_leaks = sorted(v for k, v in self.valgrind_leaks.items() if k != "main")
+        got_leaks = sorted(self.leaks_of(f.path) for f in children)
+        if child_leaks != got_leaks:
+            problems.append("children: valgrind has %s definitely + indirectly lost, the "
+                            "snapshots' leaks are %s" % (child_leaks, got_leaks))
         if children or vg_children:
             want_children = sorted(tuple(self.top(f.path)["totals"][k] for k in ("bytes", "blocks"))
                                    for f in children)
@@ -532,6 +587,9 @@ class Samples(Case):
                 self.assertEqual(doc.get("command"), "top")
                 self.assert_totals_add_up(doc, "top of " + f.path)
                 problems += self.figure_problems(doc, fig, "" if scope == "exit" else "@" + scope)
+                if f.label == "exit":
+                    problems += self.verdict_problems(f.path, fig, "" if scope == "exit"
+                                                      else "@" + scope)
         problems += self.diff_problems(exp, files, main)
         if not exp.python:
             problems += self.valgrind_problems(exp, cmd, files, main)

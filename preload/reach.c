@@ -1,0 +1,709 @@
+/*
+ * reach - the reachability scan at exit (see reach.h).
+ *
+ * Invariants:
+ * - Everything that can take a lock another thread might hold (dl_iterate_phdr, dlsym,
+ *   the arena) happens before the other threads are stopped; while they are stopped only
+ *   raw system calls and memory reads run, and the shim's own locks were all held when the
+ *   stop signal went out.
+ * - Stopped threads wait on a futex in the signal handler; resume wakes them. The handler
+ *   stays installed, so a stop signal that arrives late is harmless.
+ * - Only memory known to be mapped is read: loaded objects' writable segments, live
+ *   blocks, and the mapping (from /proc/self/maps) that holds a thread's stack pointer.
+ * - The shim's own writable data is not a root (its tables point at every block).
+ */
+#include "reach.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "config.h"
+#include "log.h"
+#include "stack.h"
+#include "table.h"
+#include "thread.h"
+#include "writer.h"
+
+#define STOP_WAIT_NS 1000000000L /* a thread that blocks the stop signal costs at most this */
+#define RED_ZONE 128             /* x86-64: a leaf function may keep data below its sp */
+
+typedef struct range {
+    uintptr_t lo, hi;
+} range_t;
+
+typedef struct stopped {
+    pid_t tid;
+    uintptr_t sp, tp; /* tp: the thread pointer (struct pthread), 0 when unknown */
+    greg_t regs[NGREG];
+} stopped_t;
+
+static struct {
+    range_t *roots; /* writable segments of loaded objects */
+    size_t root_n, root_cap;
+    stopped_t *threads; /* one per thread that reached the handler */
+    size_t thread_cap;
+    pid_t *tids; /* every other thread of the process */
+    size_t tid_n, tid_cap;
+    char *maps; /* /proc/self/maps, read while stopped */
+    size_t maps_len, maps_cap;
+    uintptr_t (*arena)[2]; /* the shim's own mappings: never roots */
+    size_t arena_n, arena_cap;
+    bool arena_complete;
+    size_t tls_static, pthread_size;
+    int signal;
+    bool stopped;
+} st;
+
+static atomic_uint recorded;
+static struct {
+    pid_t tid;
+    uintptr_t sp;
+    uintptr_t regs[16];
+} exiting;
+static atomic_int parked; /* futex word: 1 while the world is stopped */
+
+/* ---- the stop handler ------------------------------------------------------------------- */
+
+static long futex(atomic_int *word, int op, int val)
+{
+    return syscall(SYS_futex, word, op, val, NULL, NULL, 0);
+}
+
+static void on_stop(int sig, siginfo_t *si, void *ctx)
+{
+    (void)sig;
+    (void)si;
+    int saved = errno;
+    if (atomic_load(&parked)) {
+        unsigned i = atomic_load(&recorded);
+        while (i < st.thread_cap && !atomic_compare_exchange_weak(&recorded, &i, i + 1))
+            ;
+        if (i < st.thread_cap) {
+            const ucontext_t *uc = ctx;
+            stopped_t *t = &st.threads[i];
+            memcpy(t->regs, uc->uc_mcontext.gregs, sizeof t->regs);
+            t->sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+            t->tp = (uintptr_t)pthread_self();
+            atomic_store_explicit((_Atomic pid_t *)&t->tid, (pid_t)syscall(SYS_gettid),
+                                  memory_order_release);
+        }
+        while (atomic_load(&parked))
+            futex(&parked, FUTEX_WAIT_PRIVATE, 1);
+    }
+    errno = saved;
+}
+
+/* A real-time signal nobody uses (default disposition), with on_stop installed; 0 if none. */
+static int take_signal(void)
+{
+    if (st.signal)
+        return st.signal;
+    for (int sig = SIGRTMIN + LKD_DEFAULT_SIGNAL_OFFSET + 1; sig <= SIGRTMAX; sig++) {
+        struct sigaction old, sa;
+        if (sig == lkd_config.signal || sigaction(sig, NULL, &old) < 0)
+            continue;
+        if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+            continue;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_stop;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(sig, &sa, NULL) == 0)
+            return st.signal = sig;
+    }
+    return 0;
+}
+
+/* ---- what is known before the stop ------------------------------------------------------ */
+
+static bool grow(void **array, size_t *cap, size_t size, size_t want)
+{
+    if (want <= *cap)
+        return true;
+    size_t n = *cap ? *cap : 64;
+    while (n < want)
+        n *= 2;
+    void *p = lkd_arena_alloc(n * size);
+    if (!p)
+        return false;
+    if (*array) {
+        memcpy(p, *array, *cap * size);
+        lkd_arena_free(*array, *cap * size);
+    }
+    *array = p;
+    *cap = n;
+    return true;
+}
+
+static int add_segments(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    bool *ok = ctx;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || !ph->p_memsz)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (lkd_stack_in_shim(lo))
+            continue;
+        if (!grow((void **)&st.roots, &st.root_cap, sizeof *st.roots, st.root_n + 1)) {
+            *ok = false;
+            return 1;
+        }
+        st.roots[st.root_n++] = (range_t){lo, lo + ph->p_memsz};
+    }
+    return 0;
+}
+
+/* glibc's own figures for the static TLS area and the thread descriptor, which are roots
+ * (LeakSanitizer reads the same two). Fallbacks: glibc 2.36 on x86-64. */
+static void tls_sizes(void)
+{
+    void (*info)(size_t *, size_t *);
+    *(void **)&info = dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+    const unsigned *pthread_size = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+    size_t align = 0;
+    st.tls_static = 4096;
+    if (info)
+        info(&st.tls_static, &align);
+    st.pthread_size = pthread_size ? *pthread_size : 2304;
+}
+
+/* The ids of this process's threads, but the caller and the writer. Raw getdents64. */
+static bool list_threads(pid_t writer)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    char buf[4096];
+    long got;
+    bool ok = true;
+    st.tid_n = 0;
+    while (ok && (got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < got;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            off += d->reclen;
+            long tid = strtol(d->name, NULL, 10);
+            if (tid <= 0 || tid == self || tid == writer)
+                continue;
+            if (st.tid_n == st.tid_cap) {
+                ok = false;
+                break;
+            }
+            st.tids[st.tid_n++] = (pid_t)tid;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+/* A zombie main thread (main() left through pthread_exit) never runs a handler. */
+static bool is_zombie(pid_t tid)
+{
+    char path[64], text[512];
+    lkd_log_format(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    text[n] = '\0';
+    const char *p = strrchr(text, ')');
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static void lock_all(void)
+{
+    lkd_writer_lock();
+    lkd_table_lock_all();
+    lkd_stack_lock();
+    lkd_thread_lock();
+    lkd_arena_lock();
+}
+
+static void unlock_all(void)
+{
+    lkd_arena_unlock();
+    lkd_thread_unlock();
+    lkd_stack_unlock();
+    lkd_table_unlock_all();
+    lkd_writer_unlock();
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Signals the listed threads (all locks held) and waits until each has recorded itself or
+ * the time is up. */
+static void stop_threads(void)
+{
+    pid_t pid = getpid();
+    unsigned sent = 0;
+    atomic_store(&recorded, 0);
+    for (size_t i = 0; i < st.tid_n; i++) {
+        st.threads[i].tid = 0;
+        if (st.tids[i] == pid && is_zombie(pid))
+            continue;
+        if (syscall(SYS_tgkill, pid, st.tids[i], st.signal) == 0)
+            sent++;
+    }
+    uint64_t deadline = now_ns() + STOP_WAIT_NS;
+    for (;;) {
+        unsigned done = 0, n = atomic_load(&recorded);
+        for (unsigned i = 0; i < n && i < st.thread_cap; i++)
+            done += atomic_load_explicit((_Atomic pid_t *)&st.threads[i].tid,
+                                         memory_order_acquire) != 0;
+        if (done >= sent || now_ns() > deadline)
+            break;
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* lkd_reach_stop - see reach.h. */
+bool lkd_reach_stop(pid_t skip)
+{
+    if (st.stopped)
+        return true;
+    bool ok = true;
+    st.root_n = 0;
+    dl_iterate_phdr(add_segments, &ok);
+    tls_sizes();
+    if (!st.arena)
+        ok = ok && grow((void **)&st.arena, &st.arena_cap, sizeof *st.arena, 8192);
+    if (ok)
+        st.arena_n = lkd_arena_ranges(st.arena, st.arena_cap, &st.arena_complete);
+    if (!ok || !take_signal()) {
+        lkd_log_warn("cannot stop the program's threads for the reachability scan; the exit "
+                     "snapshot has no leak verdicts");
+        return false;
+    }
+    for (int attempt = 0; attempt < 4; attempt++) {
+        size_t want = st.tid_cap ? st.tid_cap * 2 : 64;
+        if (!grow((void **)&st.tids, &st.tid_cap, sizeof *st.tids, want) ||
+            !grow((void **)&st.threads, &st.thread_cap, sizeof *st.threads, st.tid_cap))
+            return false;
+        lock_all();
+        atomic_store(&parked, 1);
+        if (list_threads(skip)) {
+            stop_threads();
+            unlock_all();
+            return st.stopped = true;
+        }
+        atomic_store(&parked, 0);
+        unlock_all();
+    }
+    return false;
+}
+
+/* lkd_reach_exit_from - see reach.h. */
+void lkd_reach_exit_from(uintptr_t sp, const void *regs, size_t len)
+{
+    exiting.tid = (pid_t)syscall(SYS_gettid);
+    exiting.sp = sp;
+    memcpy(exiting.regs, regs, len < sizeof exiting.regs ? len : sizeof exiting.regs);
+}
+
+/* lkd_reach_stopped - see reach.h. */
+bool lkd_reach_stopped(void)
+{
+    return st.stopped;
+}
+
+/* lkd_reach_resume - see reach.h. */
+void lkd_reach_resume(void)
+{
+    if (!st.stopped)
+        return;
+    atomic_store(&parked, 0);
+    futex(&parked, FUTEX_WAKE_PRIVATE, INT_MAX);
+    st.stopped = false;
+}
+
+/* ---- the scan -------------------------------------------------------------------------- */
+
+typedef struct scan {
+    lkd_fmt_block_t *b;
+    size_t n;
+    uintptr_t lo, hi; /* every block lies in [lo, hi) */
+    uint8_t *state;   /* verdict per block, 0 = not reached yet */
+    uint32_t *leader; /* per block: 1 + index of its clique's first block */
+    uint32_t *work;   /* blocks whose contents are still to scan */
+    size_t work_n;
+    uint32_t clique; /* 0 while scanning from roots, else 1 + the DIRECT block */
+    bool in_libc;    /* scanning libc's data, where glibc's malloc state lives */
+} scan_t;
+
+/* The block containing p (a pointer to its first byte, or anywhere inside it), or -1. */
+static long find_block(const scan_t *s, uintptr_t p)
+{
+    if (p < s->lo || p >= s->hi)
+        return -1;
+    size_t lo = 0, hi = s->n; /* the last block with address <= p */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->b[mid].address <= p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    const lkd_fmt_block_t *b = &s->b[lo];
+    if (p < b->address || p - b->address >= (b->size ? b->size : 1))
+        return -1;
+    return (long)lo;
+}
+
+/* glibc's malloc state (main_arena, in libc's data) points at chunk headers: the top
+ * chunk, bins of free chunks. A chunk's header starts 8 bytes before the end of the
+ * previous chunk's usable space, so such a pointer falls inside the previous block when
+ * the program asked for (nearly) all of it. Seen from libc's data, a pointer exactly there
+ * is the allocator's, not the program's. */
+static bool next_chunk_header(const lkd_fmt_block_t *b, uintptr_t p)
+{
+    size_t head = *(const size_t *)(b->address - sizeof(size_t));
+    size_t usable = (head & ~(size_t)7) - ((head & 2) ? 2 : 1) * sizeof(size_t);
+    return p == b->address + usable - sizeof(size_t);
+}
+
+static void reach(scan_t *s, uintptr_t p)
+{
+    long i = find_block(s, p);
+    if (i < 0 || (s->in_libc && next_chunk_header(&s->b[i], p)))
+        return;
+    uint8_t *v = &s->state[i];
+    if (!s->clique) {
+        if (*v)
+            return;
+        *v = LKD_FMT_BLK_REACHABLE;
+    } else if (*v == 0) {
+        *v = LKD_FMT_BLK_INDIRECT;
+        s->leader[i] = s->clique;
+    } else {
+        /* an earlier clique's first block, reached from this one: it joins it */
+        if (*v == LKD_FMT_BLK_DIRECT && (uint32_t)i + 1 != s->clique) {
+            *v = LKD_FMT_BLK_INDIRECT;
+            s->leader[i] = s->clique;
+        }
+        return;
+    }
+    s->work[s->work_n++] = (uint32_t)i;
+}
+
+static void reach_word(scan_t *s, uintptr_t w)
+{
+    if (w >= s->lo && w < s->hi)
+        reach(s, w);
+}
+
+/* Every aligned word of [lo, hi). */
+static void scan_range(scan_t *s, uintptr_t lo, uintptr_t hi)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    for (uintptr_t a = lo; a + 8 <= hi; a += 8) {
+        uintptr_t w = *(const uintptr_t *)a;
+        if (w >= s->lo && w < s->hi)
+            reach(s, w);
+    }
+}
+
+static void drain(scan_t *s)
+{
+    while (s->work_n) {
+        const lkd_fmt_block_t *b = &s->b[s->work[--s->work_n]];
+        scan_range(s, b->address, b->address + b->size);
+    }
+}
+
+/* /proc/self/maps into st.maps (raw reads into arena memory). */
+static void read_maps(void)
+{
+    st.maps_len = 0;
+    /* thread-self: once main() has pthread_exit'ed, /proc/self names a zombie whose maps
+     * are empty */
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    for (;;) {
+        if (!grow((void **)&st.maps, &st.maps_cap, 1, st.maps_len + 65536))
+            break;
+        ssize_t got = read(fd, st.maps + st.maps_len, st.maps_cap - st.maps_len - 1);
+        if (got <= 0)
+            break;
+        st.maps_len += (size_t)got;
+    }
+    close(fd);
+    if (st.maps)
+        st.maps[st.maps_len] = '\0';
+}
+
+/* The end of the readable mapping holding addr (its stack pointer), or 0. */
+static uintptr_t mapping_end(uintptr_t addr)
+{
+    for (const char *p = st.maps; p && *p;) {
+        char *end;
+        uintptr_t lo = strtoull(p, &end, 16), hi = *end == '-' ? strtoull(end + 1, &end, 16) : 0;
+        bool readable = *end == ' ' && end[1] == 'r';
+        if (addr >= lo && addr < hi)
+            return readable ? hi : 0;
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    return 0;
+}
+
+/* True when [lo, hi) lies in readable mappings (checked against st.maps). */
+static bool readable(uintptr_t lo, uintptr_t hi)
+{
+    while (lo < hi) {
+        uintptr_t end = mapping_end(lo);
+        if (!end)
+            return false;
+        lo = end;
+    }
+    return true;
+}
+
+/* A thread's roots: registers, stack from its stack pointer, static TLS and descriptor,
+ * and its DTV (the main thread's was not allocated through malloc, so nothing else
+ * points the scan at the dynamic TLS blocks it lists). */
+static void scan_thread(scan_t *s, const greg_t *regs, size_t nregs, uintptr_t sp, uintptr_t tp)
+{
+    for (size_t i = 0; i < nregs; i++)
+        if ((uintptr_t)regs[i] >= s->lo && (uintptr_t)regs[i] < s->hi)
+            reach(s, (uintptr_t)regs[i]);
+    uintptr_t top = sp ? mapping_end(sp) : 0;
+    if (top) {
+        uintptr_t low = sp - RED_ZONE;
+        scan_range(s, readable(low, sp) ? low : sp, top);
+    }
+    if (!tp)
+        return;
+    uintptr_t tls_lo = tp - st.tls_static, tls_hi = tp + st.pthread_size;
+    if (readable(tls_lo, tls_hi))
+        scan_range(s, tls_lo, tls_hi);
+    const uintptr_t *dtv = readable(tp + 8, tp + 16) ? *(const uintptr_t **)(tp + 8) : NULL;
+    if (dtv && readable((uintptr_t)(dtv - 2), (uintptr_t)dtv)) {
+        size_t len = dtv[-2]; /* dtv[-1].counter: the number of entries */
+        uintptr_t hi = (uintptr_t)(dtv + 2 * (len + 1));
+        if (len < 1u << 20 && readable((uintptr_t)(dtv - 2), hi))
+            scan_range(s, (uintptr_t)(dtv - 2), hi);
+    }
+}
+
+/* True when a block starts in [lo, hi). */
+static bool has_block(const scan_t *s, uintptr_t lo, uintptr_t hi)
+{
+    size_t a = 0, b = s->n; /* the first block at or above lo */
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (s->b[mid].address < lo)
+            a = mid + 1;
+        else
+            b = mid;
+    }
+    return a < s->n && s->b[a].address < hi;
+}
+
+/* Scans [lo, hi) but the parts the arena mapped, skipping pieces that hold heap blocks. */
+static void scan_mapping_piece(scan_t *s, uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = 0; i < st.arena_n && lo < hi; i++) {
+        uintptr_t a = st.arena[i][0], b = st.arena[i][1];
+        if (b <= lo || a >= hi)
+            continue;
+        if (a > lo)
+            scan_mapping_piece(s, lo, a);
+        lo = b; /* the rest, above this arena range */
+    }
+    if (lo < hi && !has_block(s, lo, hi))
+        scan_range(s, lo, hi);
+}
+
+/* Whether a mapping of /proc/self/maps is a root, as memcheck decides: every readable and
+ * writable mapping that is not the heap, the tracker's own memory, a device, or a stack
+ * (stacks are scanned from their threads' stack pointers; a stack with no live thread
+ * not at all). glibc's per-thread arenas start 64 MiB-aligned with a pointer into
+ * themselves (heap_info.ar_ptr or the arena that follows): heap, too. */
+static bool is_root(uintptr_t lo, uintptr_t hi, const char *perms, const char *path,
+                    const uintptr_t *sps, size_t nsp)
+{
+    if (perms[0] != 'r' || perms[1] != 'w' || lkd_stack_in_shim(lo))
+        return false;
+    if (!strncmp(path, "[heap]", 6) || !strncmp(path, "[stack]", 7) ||
+        !strncmp(path, "[vvar]", 6) || !strncmp(path, "[vsyscall]", 10))
+        return false;
+    if (!strncmp(path, "/dev/", 5) && strncmp(path, "/dev/zero", 9) &&
+        strncmp(path, "/dev/shm/", 9))
+        return false;
+    for (size_t i = 0; i < nsp; i++)
+        if (sps[i] >= lo && sps[i] < hi)
+            return false;
+    if (!(lo & ((64u << 20) - 1)) && *path == '\0') {
+        uintptr_t first = *(const uintptr_t *)lo;
+        if (first > lo && first < hi)
+            return false;
+    }
+    return true;
+}
+
+/* True for libc's writable data mapping (main_arena is initialized data). */
+static bool libc_data(const char *path, const char *eol)
+{
+    size_t len = eol ? (size_t)(eol - path) : strlen(path);
+    return len >= 9 && memmem(path, len, "/libc.so.", 9) != NULL;
+}
+
+/* Every root mapping of /proc/self/maps. False when the list is unusable (then the
+ * loaded objects' writable segments are the roots). */
+static bool scan_mappings(scan_t *s, const uintptr_t *sps, size_t nsp)
+{
+    if (!st.maps_len || !st.arena_complete)
+        return false;
+    for (const char *p = st.maps; *p;) {
+        char *end, perms[5] = "";
+        uintptr_t lo = strtoull(p, &end, 16), hi = strtoull(end + 1, &end, 16);
+        memcpy(perms, end + 1, 4);
+        const char *path = end + 6, *eol = strchr(p, '\n');
+        for (int field = 0; field < 3 && path < (eol ? eol : path + strlen(path)); field++) {
+            while (*path == ' ')
+                path++;
+            while (*path && *path != ' ' && *path != '\n')
+                path++; /* offset, device, inode */
+        }
+        while (*path == ' ')
+            path++;
+        char name[16] = "";
+        for (size_t i = 0; i + 1 < sizeof name && path[i] && path[i] != '\n'; i++)
+            name[i] = path[i];
+        if (is_root(lo, hi, perms, name, sps, nsp)) {
+            s->in_libc = libc_data(path, eol);
+            scan_mapping_piece(s, lo, hi);
+            s->in_libc = false;
+        }
+        p = eol ? eol + 1 : p + strlen(p);
+    }
+    return true;
+}
+
+__attribute__((noinline)) static void scan_roots(scan_t *s, const void *ctx)
+{
+    (void)ctx;
+    read_maps();
+    uintptr_t sps[257];
+    size_t nsp = 0;
+    unsigned n = atomic_load(&recorded);
+    sps[nsp++] = (uintptr_t)__builtin_frame_address(0);
+    for (unsigned i = 0; i < n && i < st.thread_cap && nsp < 257; i++)
+        if (st.threads[i].tid)
+            sps[nsp++] = st.threads[i].sp;
+    if (!scan_mappings(s, sps, nsp))
+        for (size_t i = 0; i < st.root_n; i++)
+            scan_range(s, st.roots[i].lo, st.roots[i].hi);
+    for (unsigned i = 0; i < n && i < st.thread_cap; i++) {
+        const stopped_t *t = &st.threads[i];
+        if (t->tid)
+            scan_thread(s, t->regs, NGREG, t->sp, t->tp);
+    }
+    /* This thread: callee-saved registers spilled into this frame, then its stack, from
+     * where exit() was called when known (exit's frames hold nothing of the program's). */
+    __builtin_unwind_init();
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    if (exiting.tid == (pid_t)syscall(SYS_gettid) && exiting.sp > sp) {
+        sp = exiting.sp;
+        for (size_t i = 0; i < sizeof exiting.regs / sizeof *exiting.regs; i++)
+            reach_word(s, exiting.regs[i]);
+    }
+    scan_thread(s, NULL, 0, sp, (uintptr_t)pthread_self());
+}
+
+typedef void roots_fn(scan_t *s, const void *ctx);
+
+static void classify(lkd_fmt_block_t *blocks, size_t n, roots_fn *roots, const void *ctx)
+{
+    scan_t s = {.b = blocks, .n = n, .lo = blocks[0].address};
+    s.hi = blocks[n - 1].address + (blocks[n - 1].size ? blocks[n - 1].size : 1);
+    s.state = lkd_arena_alloc(n);
+    s.leader = lkd_arena_alloc(n * sizeof *s.leader);
+    s.work = lkd_arena_alloc(n * sizeof *s.work);
+    if (!s.state || !s.leader || !s.work)
+        goto out;
+    roots(&s, ctx);
+    drain(&s);
+    for (size_t i = 0; i < n; i++) {
+        if (s.state[i])
+            continue;
+        s.state[i] = LKD_FMT_BLK_DIRECT;
+        s.clique = (uint32_t)i + 1;
+        s.work[s.work_n++] = (uint32_t)i;
+        drain(&s);
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t l = s.state[i] == LKD_FMT_BLK_INDIRECT ? s.leader[i] : 0;
+        while (l && s.state[l - 1] == LKD_FMT_BLK_INDIRECT)
+            l = s.leader[l - 1]; /* its leader joined a later clique */
+        blocks[i].flags = (blocks[i].flags & ~(uint32_t)LKD_FMT_BLK_VERDICT_MASK) | s.state[i];
+        blocks[i].leader = l;
+    }
+out:
+    lkd_arena_free(s.state, n);
+    lkd_arena_free(s.leader, n * sizeof *s.leader);
+    lkd_arena_free(s.work, n * sizeof *s.work);
+}
+
+/* lkd_reach_classify - see reach.h. */
+void lkd_reach_classify(lkd_fmt_block_t *blocks, size_t n)
+{
+    if (st.stopped && n)
+        classify(blocks, n, scan_roots, NULL);
+}
+
+typedef struct given {
+    const uintptr_t (*ranges)[2];
+    size_t count;
+} given_t;
+
+static void scan_given(scan_t *s, const void *ctx)
+{
+    const given_t *g = ctx;
+    for (size_t i = 0; i < g->count; i++)
+        scan_range(s, g->ranges[i][0], g->ranges[i][1]);
+}
+
+/* lkd_reach_classify_ranges - see reach.h. */
+void lkd_reach_classify_ranges(lkd_fmt_block_t *blocks, size_t n, const uintptr_t (*ranges)[2],
+                               size_t count)
+{
+    given_t g = {ranges, count};
+    if (n)
+        classify(blocks, n, scan_given, &g);
+}
