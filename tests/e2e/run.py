@@ -409,10 +409,17 @@ class Case(unittest.TestCase):
             self.skipTest("valgrind is not installed (the oracle); `make deps` installs it")
         log = os.path.join(self.tmp, "valgrind.%d.log" % time.monotonic_ns())
         proc = run([VALGRIND, "--tool=memcheck", "--run-libc-freeres=no",
-                    "--run-cxx-freeres=no", "--leak-check=no", "--log-file=" + log] + list(cmd),
-                   env=env, input=input)
+                    "--run-cxx-freeres=no", "--leak-check=summary", "--log-file=" + log]
+                   + list(cmd), env=env, input=input)
         with open(log, errors="replace") as f:
             text = f.read()
+        lost = [0, 0]  # definitely + indirectly lost, kept for the caller
+        for kind in ("definitely", "indirectly"):
+            m = re.search(r"%s lost: ([\d,]+) bytes in ([\d,]+) blocks" % kind, text)
+            if m:
+                lost[0] += int(m.group(1).replace(",", ""))
+                lost[1] += int(m.group(2).replace(",", ""))
+        self.valgrind_lost = tuple(lost)
         m = VG_IN_USE.search(text)
         self.assertIsNotNone(m, "no 'in use at exit' in valgrind's log %s:%s" % (log, describe(proc)))
         return (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))), proc
@@ -423,6 +430,16 @@ class Case(unittest.TestCase):
         self.assertEqual((sum(g["bytes"] for g in doc["groups"]),
                           sum(g["blocks"] for g in doc["groups"])),
                          (t["bytes"], t["blocks"]), "groups do not add up to totals in " + what)
+
+    def verdicts(self, path):
+        """The reachability verdicts of an exit snapshot (`leakdiff info --format json`)."""
+        doc = self.json_of("info", "--format", "json", path)
+        self.assertIsNotNone(doc["reachability"], "%s has no reachability verdicts" % path)
+        return doc["reachability"]
+
+    def leaks_of(self, path):
+        v = self.verdicts(path)
+        return (v["direct_bytes"] + v["indirect_bytes"], v["direct_blocks"] + v["indirect_blocks"])
 
     def groups_by_key(self, doc):
         keys = [g["key"] for g in doc["groups"]]
@@ -463,16 +480,6 @@ class Samples(Case):
                 "%s  %s B in %s blocks" % (g["key"], g["bytes"], g["blocks"])
                 for g in doc["groups"][:30]) or "(none)"))
         return problems
-
-    def verdicts(self, path):
-        """The reachability verdicts of an exit snapshot (`leakdiff info --format json`)."""
-        doc = self.json_of("info", "--format", "json", path)
-        self.assertIsNotNone(doc["reachability"], "%s has no reachability verdicts" % path)
-        return doc["reachability"]
-
-    def leaks_of(self, path):
-        v = self.verdicts(path)
-        return (v["direct_bytes"] + v["indirect_bytes"], v["direct_blocks"] + v["indirect_blocks"])
 
     def leak_problems(self, f, vg, what):
         got = self.leaks_of(f.path)
@@ -764,6 +771,9 @@ class Foreign(Case):
         self.assertEqual(vg.returncode, 0, "under valgrind:" + describe(vg))
         self.assertEqual(got, want, "snapshot totals (bytes, blocks) vs valgrind's in use at "
                          "exit, for %s (snapshot %s)" % (" ".join(cmd), snap))
+        self.assertEqual(self.leaks_of(snap), self.valgrind_lost,
+                         "leaks (direct + indirect) vs valgrind's definitely + indirectly lost, "
+                         "for %s (snapshot %s)" % (" ".join(cmd), snap))
         self.assert_totals_add_up(doc, snap)
         return doc
 
