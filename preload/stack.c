@@ -133,7 +133,7 @@ __attribute__((noinline)) static uint32_t fp_walk(void **buf, uint32_t max)
     return n;
 }
 
-/* lkd_stack_capture - up to max return addresses, innermost first, shim frames dropped. */
+/* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped. */
 uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
 {
     void *buf[LKD_FMT_MAX_DEPTH + SHIM_FRAMES_MAX];
@@ -146,12 +146,12 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
     } else {
         return 0;
     }
-    uint32_t skip = 0;
-    while (skip < n && lkd_stack_in_shim((uintptr_t)buf[skip]))
-        skip++;
-    uint32_t depth = n - skip < max ? n - skip : max;
-    for (uint32_t i = 0; i < depth; i++)
-        frames[i] = (uintptr_t)buf[skip + i];
+    /* The shim's frames go: the hooks at the top, and the frame main() returns to
+     * (intercept.c's __libc_start_main) near the bottom. */
+    uint32_t depth = 0;
+    for (uint32_t i = 0; i < n && depth < max; i++)
+        if (!lkd_stack_in_shim((uintptr_t)buf[i]))
+            frames[depth++] = (uintptr_t)buf[i];
     return depth;
 }
 
