@@ -520,9 +520,12 @@ static void scan_thread(scan_t *s, const greg_t *regs, size_t nregs, uintptr_t s
     }
 }
 
-/* True when a block starts in [lo, hi). */
-static bool has_block(const scan_t *s, uintptr_t lo, uintptr_t hi)
+/* Scans [lo, hi) but the pages of the blocks in it. A mapping of its own holds each block
+ * glibc served with mmap (its chunk header 16 bytes before it), and the kernel merges such
+ * mappings with neighbours like CPython's pymalloc arenas, which are roots. */
+static void scan_around_blocks(scan_t *s, uintptr_t lo, uintptr_t hi)
 {
+    const uintptr_t page = 4096;
     size_t a = 0, b = s->n; /* the first block at or above lo */
     while (a < b) {
         size_t mid = a + (b - a) / 2;
@@ -531,7 +534,16 @@ static bool has_block(const scan_t *s, uintptr_t lo, uintptr_t hi)
         else
             b = mid;
     }
-    return a < s->n && s->b[a].address < hi;
+    for (; a < s->n && s->b[a].address < hi; a++) {
+        uintptr_t from = (s->b[a].address - 16) & ~(page - 1);
+        uintptr_t to = (s->b[a].address + s->b[a].size + page - 1) & ~(page - 1);
+        if (from > lo)
+            scan_range(s, lo, from);
+        if (to > lo)
+            lo = to;
+    }
+    if (lo < hi)
+        scan_range(s, lo, hi);
 }
 
 /* Scans [lo, hi) but the parts the arena mapped, skipping pieces that hold heap blocks. */
@@ -545,15 +557,15 @@ static void scan_mapping_piece(scan_t *s, uintptr_t lo, uintptr_t hi)
             scan_mapping_piece(s, lo, a);
         lo = b; /* the rest, above this arena range */
     }
-    if (lo < hi && !has_block(s, lo, hi))
-        scan_range(s, lo, hi);
+    if (lo < hi)
+        scan_around_blocks(s, lo, hi);
 }
 
 /* Whether a mapping of /proc/self/maps is a root, as memcheck decides: every readable and
  * writable mapping that is not the heap, the tracker's own memory, a device, or a stack
  * (stacks are scanned from their threads' stack pointers; a stack with no live thread
- * not at all). glibc's per-thread arenas start 64 MiB-aligned with a pointer into
- * themselves (heap_info.ar_ptr or the arena that follows): heap, too. */
+ * not at all). glibc's per-thread heaps start 64 MiB-aligned with heap_info.ar_ptr, which
+ * points just past the start of the arena's first heap: heap, too. */
 static bool is_root(uintptr_t lo, uintptr_t hi, const char *perms, const char *path,
                     const uintptr_t *sps, size_t nsp)
 {
@@ -569,8 +581,8 @@ static bool is_root(uintptr_t lo, uintptr_t hi, const char *perms, const char *p
         if (sps[i] >= lo && sps[i] < hi)
             return false;
     if (!(lo & ((64u << 20) - 1)) && *path == '\0') {
-        uintptr_t first = *(const uintptr_t *)lo;
-        if (first > lo && first < hi)
+        uintptr_t first = *(const uintptr_t *)lo; /* heap_info.ar_ptr: its first heap + a bit */
+        if (first > (64u << 20) && (first & ((64u << 20) - 1)) < 4096)
             return false;
     }
     return true;
