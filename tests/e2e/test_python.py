@@ -202,8 +202,10 @@ class PythonStories(PythonCase):
         self.assertEqual((product, factor), (443216, 221624), "the figures py_bigint.py states")
         snaps, proc = self.traced([PYTHON, sample("py_bigint.py")], "--python")
         doc = self.diff(snaps["before"], snaps["after"])
+        # What grew; the interpreter sometimes frees a small cache entry meanwhile
+        # (e.g. -63 B in PyObject_GetAttrString, about 1 run in 6), which is not growth.
         growing = {g["key"]: (g["bytes_diff"], g["blocks_diff"])
-                   for g in doc["groups"] if g["bytes_diff"] or g["blocks_diff"]}
+                   for g in doc["groups"] if g["bytes_diff"] > 0 or g["blocks_diff"] > 0}
         self.assertEqual(growing, {"_PyLong_New": (product, 1)}, describe(proc))
         after = self.json_of("info", "--format", "json", snaps["after"])["totals"]
         before = self.json_of("info", "--format", "json", snaps["before"])["totals"]
