@@ -31,8 +31,8 @@ CFLAGS  += -std=c11 $(WARN)
 # guard TLS in the initial-exec model (the general-dynamic model may call malloc).
 SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
                -fno-omit-frame-pointer -fno-stack-protector
-SHIM_LIBS   := -lzstd -ldl -lpthread
-ANA_LIBS    := -ldw -lelf -lzstd -lstdc++
+SHIM_LIBS   := -lzstd -ldl -lpthread -lm
+ANA_LIBS    := -ldw -lelf -lzstd -lstdc++ -lm
 
 # Sanitized build of the analyzer and core objects, for the unit tests only.
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g
@@ -68,9 +68,10 @@ $(B)/libleakdiff.so: $(PRELOAD_OBJ) preload/exports.map
 	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,--version-script=preload/exports.map \
 	    -Wl,-z,relro,-z,now $(SHIM_LIBS)
 
-# The analyzer shares the shim's pure parsers (signal names), so both read LEAKDIFF_* alike.
-$(B)/leakdiff: $(ANALYZER_OBJ) $(B)/preload/parse.o
-	$(CC) -o $@ $(ANALYZER_OBJ) $(B)/preload/parse.o $(ANA_LIBS)
+# The analyzer shares the shim's pure parsers (signal names), so both read LEAKDIFF_* alike,
+# and its sampled-mode weights (estimate.c), so both estimate alike.
+$(B)/leakdiff: $(ANALYZER_OBJ) $(B)/preload/parse.o $(B)/preload/estimate.o
+	$(CC) -o $@ $(ANALYZER_OBJ) $(B)/preload/parse.o $(B)/preload/estimate.o $(ANA_LIBS)
 
 $(B)/preload/%.o: preload/%.c $(wildcard preload/*.h include/*.h include/leakdiff/*.h)
 	@mkdir -p $(@D)

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../preload/estimate.h"
 #include "util.h"
 
 #define NO_SITE SIZE_MAX
@@ -645,10 +646,48 @@ static int add_stack(builder_t *b, size_t id, uint64_t bytes, uint64_t blocks)
 }
 
 /*
+ * The sampling rate of snap (LEAKDIFF_SAMPLE: mean bytes between samples), 0 when every
+ * allocation was recorded. Its figures are then estimates (lkd_group_build).
+ */
+uint64_t lkd_group_sample_rate(const lkd_snapshot_t *snap)
+{
+    return (snap->process.flags & LKD_FMT_F_SAMPLED) ? snap->process.sample_rate : 0;
+}
+
+/*
+ * A sampled snapshot's estimates per stack id (stack_sums): each block born in
+ * [o->min_birth, max_birth) counts as the bytes and blocks it stands for (estimate.h), summed
+ * per stack in file (address) order and rounded per stack, exactly as the writer computed
+ * the snapshot's totals. 0 or -ENOMEM.
+ */
+static int sampled_sums(const lkd_snapshot_t *s, const lkd_group_opts_t *o, uint64_t max_birth,
+                        uint64_t *sum)
+{
+    size_t n = 2 * (s->stack_count ? s->stack_count : 1);
+    uint64_t rate = lkd_group_sample_rate(s);
+    double *est = calloc(n, sizeof *est);
+    if (!est)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->block_count; i++) {
+        const lkd_fmt_block_t *bl = &s->blocks[i];
+        if (bl->stack < s->stack_count && bl->birth >= o->min_birth && bl->birth < max_birth) {
+            est[2 * bl->stack] += lkd_estimate_bytes(bl->size, rate);
+            est[2 * bl->stack + 1] += lkd_estimate_blocks(bl->size, rate);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        sum[i] = lkd_estimate_round(est[i]);
+    free(est);
+    return 0;
+}
+
+/*
  * Live bytes and blocks per stack id: from the writer's per-stack aggregates when the
  * snapshot has them and every block counts (no birth bounds in o), else summed over its
- * blocks born in [o->min_birth, o->max_birth). Entries with an out-of-range stack id are
- * ignored (the reader has already rejected such files). *out is calloc'd.
+ * blocks born in [o->min_birth, o->max_birth). In a sampled snapshot, every block counts as
+ * the bytes and blocks it stands for (sampled_sums): this is where every command's figures
+ * (top, diff, trend, survivors, check) become estimates. Entries with an out-of-range stack
+ * id are ignored (the reader has already rejected such files). *out is calloc'd.
  */
 static int stack_sums(const lkd_snapshot_t *s, const lkd_group_opts_t *o, uint64_t **out)
 {
@@ -656,7 +695,13 @@ static int stack_sums(const lkd_snapshot_t *s, const lkd_group_opts_t *o, uint64
     uint64_t max_birth = o->max_birth ? o->max_birth : UINT64_MAX;
     if (!sum)
         return -ENOMEM;
-    if (s->stack_stat_count && !o->min_birth && !o->max_birth) {
+    if (lkd_group_sample_rate(s)) {
+        int rc = sampled_sums(s, o, max_birth, sum);
+        if (rc) {
+            free(sum);
+            return rc;
+        }
+    } else if (s->stack_stat_count && !o->min_birth && !o->max_birth) {
         for (size_t i = 0; i < s->stack_stat_count; i++) {
             const lkd_fmt_stack_stat_t *st = &s->stack_stats[i];
             if (st->stack < s->stack_count) {

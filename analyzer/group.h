@@ -117,6 +117,7 @@ typedef enum lkd_group_order {
 int lkd_group_by_parse(const char *name, lkd_group_by_t *by);
 const char *lkd_group_by_name(lkd_group_by_t by);
 
+uint64_t lkd_group_sample_rate(const lkd_snapshot_t *snap);
 bool lkd_group_is_plumbing(const lkd_frame_t *frame, const lkd_group_opts_t *opts);
 bool lkd_group_is_python(const lkd_snapshot_t *snap);
 bool lkd_group_python_on(const lkd_snapshot_t *snap, const lkd_group_opts_t *opts);

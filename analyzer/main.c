@@ -11,7 +11,8 @@
  * stdout stays clean. `snap` prints only the new snapshot's path on stdout; it exits 1 when
  * no snapshot came in time and 3 when it refused to signal the process. The pipeline is: read
  * snapshot -> symbolizer -> lkd_group_build -> sort -> render -> write; each stage owns its memory
- * and is freed here.
+ * and is freed here. `check` and `run --check` (the CI gate, exit 1 / 23 on leaks) live in
+ * check_cli.c: this file only adds their options to the table and hands them the rest.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_cli.h"
 #include "group.h"
 #include "report.h"
 #include "run.h"
@@ -52,6 +54,7 @@ typedef struct cli {
     double timeout;         /* snap --timeout, seconds */
     char **args;            /* positional arguments (for run: CMD ARGS) */
     int nargs;
+    lkd_check_cli_t check; /* check and run --check options (check_cli.h) */
 } cli_t;
 
 typedef struct command {
@@ -66,6 +69,7 @@ static const char usage_text[] = "usage: leakdiff run [-o DIR] [OPTIONS] [--] CM
                                  "       leakdiff diff [OPTIONS] OLD NEW\n"
                                  "       leakdiff trend [OPTIONS] SNAP SNAP...\n"
                                  "       leakdiff survivors [OPTIONS] OLD [MID] NEW\n"
+                                 "       leakdiff check [OPTIONS] SNAP...\n"
                                  "       leakdiff info [--format F] SNAP\n"
                                  "       leakdiff snap [--label L] [--timeout S] PID\n"
                                  "       leakdiff --help | --version\n";
@@ -77,6 +81,7 @@ static const char help_text[] =
     "  diff       growth from snapshot OLD to snapshot NEW by group, largest growth first\n"
     "  trend      live bytes of each group across snapshots; steady growers first\n"
     "  survivors  blocks born after snapshot OLD (and before MID) still live in NEW\n"
+    "  check      the CI gate: leaks at exit, growth, or steady growth beyond the limits\n"
     "  info       process facts, totals and modules of a snapshot\n"
     "  snap       ask the running traced process PID for a snapshot; print its path\n"
     "\n"
@@ -101,12 +106,14 @@ static const char help_text[] =
     "  --label L             snap: label of the snapshot (default: signal)\n"
     "  --timeout S           snap: seconds to wait for the file (default 10)\n"
     "  -h, --help            this help\n"
-    "\n"
+    "\n" LKD_CHECK_HELP "\n"
     "exit status: 0 ok, 2 usage error (also: survivors of snapshots that are not an older\n"
     "and a newer one of the same process), 3 unreadable or invalid input;\n"
     "snap exits 1 when no snapshot came in time, 3 when it refused to signal PID;\n"
     "run exits with CMD's status (128+N when killed by signal N, 127 not found,\n"
-    "126 not executable, 125 when leakdiff could not run it).\n";
+    "126 not executable, 125 when leakdiff could not run it).\n"
+    "check exits 1 when a limit is exceeded; run --check exits 23 (--leak-exitcode) when CMD\n"
+    "succeeded but leaked, 125 when it wrote no exit snapshot to check.\n";
 
 static int usage_error(const char *command, const char *fmt, const char *arg)
 {
@@ -169,6 +176,7 @@ static const struct option long_options[] = {
     {"label", required_argument, NULL, 'l'},
     {"timeout", required_argument, NULL, 't'},
     {"help", no_argument, NULL, 'h'},
+    LKD_CHECK_LONG_OPTIONS,
     {NULL, 0, NULL, 0},
 };
 
@@ -197,7 +205,9 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
     case 'f':
         return lkd_format_parse(arg, &c->format) == 0
                    ? 0
-                   : usage_error(c->command, "unknown --format '%s' (text, json or collapsed)",
+                   : usage_error(c->command,
+                                 "unknown --format '%s' (text, json or collapsed; check also "
+                                 "sarif, junit or github)",
                                  arg);
     case 'b':
         return lkd_group_by_parse(arg, &c->group.by) == 0
@@ -225,7 +235,12 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
                    ? 0
                    : usage_error(c->command, "bad --timeout '%s' (want seconds > 0)", arg);
     case ':': return usage_error(c->command, "option '%s' needs an argument", text);
-    default: return usage_error(c->command, "unknown option '%s'", text);
+    default:
+        if (lkd_check_is_option(opt)) {
+            const char *why = lkd_check_option(&c->check, opt, arg);
+            return why ? usage_error(c->command, why, arg) : 0;
+        }
+        return usage_error(c->command, "unknown option '%s'", text);
     }
 }
 
@@ -387,13 +402,16 @@ static int emit(FILE *f, const lkd_buf_t *b)
 }
 
 /* Renders report r (its snapshots and sorted set filled in; format, limit and filters from
- * c) to f. */
+ * c) to f. Collapsed stacks have no room for the sampled-mode note: it goes to stderr. */
 static int render(FILE *f, const cli_t *c, lkd_report_t *r)
 {
     lkd_buf_t out = LKD_BUF_INIT;
     r->format = c->format;
     r->limit = c->limit;
     r->opts = &c->group;
+    if (r->format == LKD_FORMAT_COLLAPSED && !lkd_report_sampled_note(&out, r) && out.len)
+        fputs(lkd_buf_str(&out), stderr);
+    lkd_buf_reset(&out);
     lkd_report_groups(&out, r);
     int rc = emit(f, &out);
     lkd_buf_free(&out);
@@ -653,23 +671,49 @@ static void report_run(const cli_t *c, const lkd_run_result_t *r)
     }
 }
 
+/* The shared settings a check needs (check_cli.h). */
+static lkd_check_env_t check_env(const cli_t *c)
+{
+    lkd_check_env_t env = {c->command, c->format, c->limit, &c->group, LKD_VERSION};
+    return env;
+}
+
 static int cmd_run(const cli_t *c)
 {
     lkd_run_opts_t o = {
         .output_dir = c->output_dir, .argv = c->args, .python = c->group.python == LKD_PYTHON_ON};
     lkd_run_result_t r;
+    lkd_check_session_t *check = NULL;
     char err[1024];
-    fflush(NULL); /* nothing buffered may be written twice by the child */
-    int rc = lkd_run(&o, &r, err, sizeof err);
+    /* --check: suppression files and the baseline are read before CMD runs */
+    int rc = c->check.check ? lkd_check_prepare(&c->check, &check) : 0;
     if (rc)
+        return rc;
+    fflush(NULL); /* nothing buffered may be written twice by the child */
+    rc = lkd_run(&o, &r, err, sizeof err);
+    if (rc) {
         fprintf(stderr, "leakdiff: %s\n", err);
-    else if (r.exec_errno)
+    } else if (r.exec_errno) {
         explain_exec_failure(c->args[0], r.exec_errno);
-    else
+    } else if (check) {
+        lkd_check_env_t env = check_env(c);
+        r.status = lkd_check_finish(check, &env, &r, c->args[0]); /* frees check */
+        check = NULL;
+    } else {
         report_run(c, &r);
+    }
+    lkd_check_session_free(check);
     int status = rc && !r.pid ? EXIT_RUN_FAILED : r.status; /* once CMD ran: its status */
     lkd_run_result_free(&r);
     return status;
+}
+
+/* ---- check --------------------------------------------------------------------------- */
+
+static int cmd_check(const cli_t *c)
+{
+    lkd_check_env_t env = check_env(c);
+    return lkd_check_main(&c->check, &env, c->args, (size_t)c->nargs);
 }
 
 /* ---- snap ---------------------------------------------------------------------------- */
@@ -703,6 +747,7 @@ static const command_t commands[] = {
     {"snap", 1, 1, "PID", cmd_snap},
     {"trend", 2, -1, "at least two snapshots", cmd_trend},
     {"survivors", 2, 3, "OLD [MID] NEW", cmd_survivors},
+    {"check", 0, -1, "SNAP...", cmd_check},
 };
 
 static const command_t *find_command(const char *name)
@@ -727,6 +772,9 @@ static int check_args(const command_t *cmd, const cli_t *c)
 static int check_combination(const command_t *cmd, cli_t *c)
 {
     bool collapsed = c->format == LKD_FORMAT_COLLAPSED;
+    const char *misuse = lkd_check_misuse(&c->check, cmd->name, c->format, c->group.cumulative);
+    if (misuse)
+        return usage_error(cmd->name, "%s", misuse);
     if (c->group.cumulative && c->group.by == LKD_BY_TRACEBACK)
         return usage_error(cmd->name, "%s", "--cumulative does not go with --by traceback");
     if (c->group.cumulative && collapsed)
@@ -753,6 +801,7 @@ static int run_command(const command_t *cmd, int argc, char **argv)
     free(c.skip_files);
     free(c.includes);
     free(c.excludes);
+    lkd_check_cli_free(&c.check);
     return rc < 0 ? 0 : rc;
 }
 

@@ -135,6 +135,36 @@ static int64_t growth_per_snapshot(const lkd_report_t *r, const lkd_group_t *g)
     return (d < 0 ? d - n / 2 : d + n / 2) / n;
 }
 
+/* A group's average block size. Sampled, bytes and blocks are both rounded estimates, so the
+ * quotient is rounded too (48-byte blocks average 48 B, not 47); exact figures floor. */
+static uint64_t average(const lkd_report_t *r, const lkd_group_t *g)
+{
+    if (!g->blocks)
+        return 0;
+    if (lkd_group_sample_rate(r->snap))
+        return (g->bytes + g->blocks / 2) / g->blocks;
+    return g->bytes / g->blocks;
+}
+
+/* The snapshots r is about, oldest first: every snapshot of a trend, else old, mid, snap (as
+ * present). *list points into buf or into r. Returns how many. */
+static size_t snapshots_of(const lkd_report_t *r, const lkd_snapshot_t *buf[3],
+                           const lkd_snapshot_t *const **list)
+{
+    size_t n = 0;
+    if (is_trend(r)) {
+        *list = r->snaps;
+        return r->snap_count;
+    }
+    if (r->old)
+        buf[n++] = r->old;
+    if (r->mid)
+        buf[n++] = r->mid;
+    buf[n++] = r->snap;
+    *list = buf;
+    return n;
+}
+
 static bool filtering(const lkd_group_opts_t *f)
 {
     return f && (f->include_count || f->exclude_count || f->min_bytes);
@@ -166,13 +196,34 @@ static void text_caveats(lkd_buf_t *o, const lkd_snapshot_t *s)
                        "  warning: %s: the tracker lost data (%" PRIu64
                        " allocations not recorded); figures are lower bounds\n",
                        s->path, s->totals.lost_blocks);
-    if (p->flags & LKD_FMT_F_SAMPLED) {
-        lkd_buf_printf(o, "  note: %s: sampled, one allocation per ~", s->path);
+    if (lkd_group_sample_rate(s)) {
+        lkd_buf_printf(o, "  note: %s: sampled (LEAKDIFF_SAMPLE=%" PRIu64 ", one sample per ~",
+                       s->path, p->sample_rate);
         put_size(o, p->sample_rate);
-        lkd_buf_puts(o, " allocated; figures are estimates\n");
+        lkd_buf_puts(o, " allocated): sizes and counts are estimates\n");
     }
     if (p->flags & LKD_FMT_F_PAUSED)
         lkd_buf_printf(o, "  note: %s: tracing was paused when it was written\n", s->path);
+}
+
+/* A pair sampled differently (one sampled and one not, or at different rates) can be
+ * compared, but its changes mix exact figures and estimates, or estimates of different
+ * precision: say so. */
+static void text_sampling_pair(lkd_buf_t *o, const lkd_snapshot_t *a, const lkd_snapshot_t *b)
+{
+    uint64_t ra = lkd_group_sample_rate(a), rb = lkd_group_sample_rate(b);
+    if (ra == rb)
+        return;
+    if (!ra || !rb)
+        lkd_buf_printf(o,
+                       "  note: %s is sampled and %s is not: each change sets an estimate "
+                       "against an exact figure\n",
+                       ra ? a->path : b->path, ra ? b->path : a->path);
+    else
+        lkd_buf_printf(o,
+                       "  note: %s and %s were sampled at different rates (%" PRIu64 " and %" PRIu64
+                       " bytes): every figure is an estimate\n",
+                       a->path, b->path, ra, rb);
 }
 
 /* Notes about a pair that does not look like "earlier and later of one program". */
@@ -184,6 +235,7 @@ static void text_pair_notes(lkd_buf_t *o, const lkd_snapshot_t *a, const lkd_sna
     else if (a->process.pid == b->process.pid && a->process.seq > b->process.seq)
         lkd_buf_printf(o, "  note: OLD was written after NEW (seq %" PRIu32 " > %" PRIu32 ")\n",
                        a->process.seq, b->process.seq);
+    text_sampling_pair(o, a, b);
 }
 
 /* The snapshots of a trend, one numbered entry each, and what is odd about the series. */
@@ -378,7 +430,7 @@ static void text_group(lkd_buf_t *o, const lkd_report_t *r, size_t rank, const l
     text_figures(o, is_diff(r), g->bytes, g->bytes_diff, g->blocks, g->blocks_diff);
     if (g->blocks) {
         lkd_buf_puts(o, ", average=");
-        put_size(o, g->bytes / g->blocks);
+        put_size(o, average(r, g));
     }
     lkd_buf_puts(o, "\n");
     if (is_trend(r))
@@ -566,7 +618,7 @@ static void json_group(lkd_buf_t *o, const lkd_report_t *r, const lkd_group_t *g
     lkd_buf_puts(o, "{\"key\":");
     lkd_json_string(o, g->key);
     lkd_buf_printf(o, ",\"bytes\":%" PRIu64 ",\"blocks\":%" PRIu64 ",\"average\":%" PRIu64,
-                   g->bytes, g->blocks, g->blocks ? g->bytes / g->blocks : 0);
+                   g->bytes, g->blocks, average(r, g));
     if (is_trend(r))
         json_group_series(o, r, g);
     if (is_diff(r))
@@ -634,6 +686,30 @@ static bool different_programs(const lkd_report_t *r)
     return false;
 }
 
+/*
+ * ,"sampled":null when every snapshot of r recorded every allocation; else
+ * ,"sampled":{"rate":R,"mixed":M}: R the rate (LEAKDIFF_SAMPLE) of the newest sampled snapshot,
+ * M true when the snapshots were not all sampled at R (then changes set estimates against
+ * exact figures, or estimates of different precision). Sampled, every byte and block figure
+ * of the report is an estimate (still an integer).
+ */
+static void json_sampled(lkd_buf_t *o, const lkd_report_t *r)
+{
+    const lkd_snapshot_t *buf[3], *const *list;
+    size_t n = snapshots_of(r, buf, &list);
+    uint64_t rate = 0;
+    bool mixed = false;
+    for (size_t i = n; i-- > 0 && !rate;)
+        rate = lkd_group_sample_rate(list[i]);
+    for (size_t i = 0; i < n; i++)
+        mixed |= lkd_group_sample_rate(list[i]) != rate;
+    if (!rate)
+        lkd_buf_puts(o, ",\"sampled\":null");
+    else
+        lkd_buf_printf(o, ",\"sampled\":{\"rate\":%" PRIu64 ",\"mixed\":%s}", rate,
+                       mixed ? "true" : "false");
+}
+
 /* "snapshots":[...]: the old and new one, or every snapshot of a trend. */
 static void json_snapshots(lkd_buf_t *o, const lkd_report_t *r)
 {
@@ -665,6 +741,7 @@ static int json_groups(lkd_buf_t *o, const lkd_report_t *r)
                    r->command, lkd_group_by_name(r->set->by),
                    r->set->cumulative ? "true" : "false");
     json_snapshots(o, r);
+    json_sampled(o, r);
     if (is_diff(r))
         lkd_buf_printf(o, ",\"different_programs\":%s", different_programs(r) ? "true" : "false");
     json_filter(o, r);
@@ -698,6 +775,26 @@ static int collapsed_groups(lkd_buf_t *o, const lkd_report_t *r)
             lkd_buf_printf(o, "%s %" PRId64 "\n", g->key, v);
     }
     return o->err;
+}
+
+/*
+ * Appends one line per sampled snapshot of r to out ("leakdiff: note: PATH is sampled ...:
+ * its figures are estimates"), nothing when none is sampled: for outputs that have no room
+ * for the note themselves (collapsed stacks), to be shown apart (stderr). 0 or -ENOMEM.
+ */
+int lkd_report_sampled_note(lkd_buf_t *out, const lkd_report_t *r)
+{
+    const lkd_snapshot_t *buf[3], *const *list;
+    size_t n = snapshots_of(r, buf, &list);
+    size_t from = out->len;
+    for (size_t i = 0; i < n; i++)
+        if (lkd_group_sample_rate(list[i]))
+            lkd_buf_printf(out,
+                           "leakdiff: note: %s is sampled (LEAKDIFF_SAMPLE=%" PRIu64
+                           "): its figures are estimates\n",
+                           list[i]->path, lkd_group_sample_rate(list[i]));
+    lkd_text_sanitize(out, from);
+    return out->err;
 }
 
 /*
@@ -790,20 +887,29 @@ static void text_info_process(lkd_buf_t *o, const lkd_snapshot_t *s)
     lkd_buf_puts(o, "\n");
 }
 
+/* Sampled (format.h): live, peak and total bytes are estimates, allocation and free counts
+ * are of recorded blocks, unknown frees are not counted. */
 static void text_info_totals(lkd_buf_t *o, const lkd_snapshot_t *s)
 {
     const lkd_fmt_totals_t *t = &s->totals;
-    lkd_buf_puts(o, "totals:\n  live  ");
+    bool sampled = lkd_group_sample_rate(s) != 0;
+    const char *est = sampled ? " (estimate)" : "", *rec = sampled ? " recorded" : "";
+    lkd_buf_printf(o, "totals%s:\n  live  ",
+                   sampled ? " (sampled: estimates of the whole heap)" : "");
     put_size(o, t->bytes);
-    lkd_buf_printf(o, " (%" PRIu64 " B) in %" PRIu64 " blocks\n  peak  ", t->bytes, t->blocks);
+    lkd_buf_printf(o, " (%" PRIu64 " B) in %" PRIu64 " blocks%s\n  peak  ", t->bytes, t->blocks,
+                   est);
     put_size(o, t->peak_bytes);
-    lkd_buf_printf(o, " (%" PRIu64 " B)\n  allocations %" PRIu64 " (", t->peak_bytes,
-                   t->total_allocs);
+    lkd_buf_printf(o, " (%" PRIu64 " B)%s\n  allocations %" PRIu64 "%s (", t->peak_bytes, est,
+                   t->total_allocs, rec);
     put_size(o, t->total_bytes);
-    lkd_buf_printf(o,
-                   " in all), frees %" PRIu64 "\n  unknown frees %" PRIu64 ", lost blocks %" PRIu64
-                   ", tracker memory ",
-                   t->total_frees, t->unknown_frees, t->lost_blocks);
+    lkd_buf_printf(o, " in all%s), frees %" PRIu64 "%s\n", sampled ? ", estimated" : "",
+                   t->total_frees, rec);
+    if (sampled)
+        lkd_buf_puts(o, "  unknown frees not counted (sampled)");
+    else
+        lkd_buf_printf(o, "  unknown frees %" PRIu64, t->unknown_frees);
+    lkd_buf_printf(o, ", lost blocks %" PRIu64 ", tracker memory ", t->lost_blocks);
     put_size(o, t->tracker_bytes);
     lkd_buf_puts(o, "\n");
 }
@@ -965,6 +1071,10 @@ static int json_info(lkd_buf_t *o, const lkd_snapshot_t *s)
     json_info_process(o, s);
     lkd_buf_puts(o, ",\n\"totals\":");
     json_info_totals(o, &s->totals);
+    if (lkd_group_sample_rate(s)) /* totals.bytes, blocks, peak_bytes, total_bytes estimate */
+        lkd_buf_printf(o, ",\n\"sampled\":{\"rate\":%" PRIu64 "}", lkd_group_sample_rate(s));
+    else
+        lkd_buf_puts(o, ",\n\"sampled\":null");
     lkd_buf_puts(o, ",\n\"reachability\":");
     json_info_verdicts(o, s);
     lkd_buf_puts(o, ",\n\"modules\":[");

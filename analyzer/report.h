@@ -45,6 +45,7 @@ typedef struct lkd_report {
 int lkd_format_parse(const char *name, lkd_format_t *format);
 int lkd_report_groups(lkd_buf_t *out, const lkd_report_t *r);
 int lkd_report_info(lkd_buf_t *out, lkd_format_t format, const lkd_snapshot_t *snap);
+int lkd_report_sampled_note(lkd_buf_t *out, const lkd_report_t *r);
 
 /* Pieces of the reports above, shared with the check reports (check_report.h). */
 void lkd_report_json_snapshot(lkd_buf_t *out, const lkd_snapshot_t *s);

@@ -2,6 +2,7 @@
 """leakdiff benchmark (`make bench`): slowdown and memory next to no tool and heaptrack.
 
     /usr/bin/python3 bench/bench.py [--rounds N] [--scale F] [--only NAME,...] [--no-heaptrack]
+                                    [--sample BYTES]
 
 Workloads (DESIGN.md section 7), none of them written for leakdiff:
   python3   Debian's /usr/bin/python3, PYTHONMALLOC=malloc, building/serializing/parsing/
@@ -12,7 +13,9 @@ Workloads (DESIGN.md section 7), none of them written for leakdiff:
   malloc    bench/deep_stacks.c: 2 threads of malloc/free pairs allocating 14-21 frames
             deep (~8M pairs).
 Each runs bare, under leakdiff (LD_PRELOAD=build/libleakdiff.so, LEAKDIFF_OUTPUT=a temp
-dir, exit snapshot included) and under heaptrack (`heaptrack -o FILE`, its interpreter
+dir, exit snapshot included), under leakdiff's sampled mode (the same with
+LEAKDIFF_SAMPLE=--sample, default 524288 = 512 KiB as in DESIGN.md section 7; 0 skips it)
+and under heaptrack (`heaptrack -o FILE`, its interpreter
 and compression included), interleaved for several rounds, the order rotating every round.
 Reported: medians of wall time and of max RSS (wait4 rusage taken by bench/launch.c: the
 largest process of the tree, for heaptrack the target or heaptrack_interpret), and the ratios
@@ -48,7 +51,8 @@ REPORT = os.path.join(BUILD, "bench.txt")
 PYTHON = "/usr/bin/python3"
 SQLITE = "/usr/bin/sqlite3"
 HEAPTRACK = shutil.which("heaptrack")
-MODES = ("bare", "leakdiff", "heaptrack")
+MODES = ("bare", "leakdiff", "sampled", "heaptrack")
+SAMPLED_TARGET = 1.05  # DESIGN.md section 7: sampled mode at LEAKDIFF_SAMPLE=512K
 
 # bench/*.c -> build/bench/<output>, with these flags.
 PROGRAMS = {
@@ -154,13 +158,16 @@ def exit_snapshots(directory):
     return [n for n in os.listdir(directory) if n.endswith(".exit.snap")]
 
 
-def run_mode(w, mode, scratch):
-    """One measured run of workload w in mode; checks its output and its snapshot."""
+def run_mode(w, mode, scratch, sample=0):
+    """One measured run of workload w in mode; checks its output and its snapshot. sample:
+    LEAKDIFF_SAMPLE of the "sampled" mode."""
     env = base_env(**w.env)
     cmd = list(w.cmd)
     child_env = None
-    if mode == "leakdiff":
+    if mode in ("leakdiff", "sampled"):
         child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch}
+    if mode == "sampled":
+        child_env["LEAKDIFF_SAMPLE"] = str(sample)
     elif mode == "heaptrack":
         cmd = [HEAPTRACK, "-o", os.path.join(scratch, "heaptrack.data")] + cmd
     wall, rss, stdout, _ = measure(cmd, env, w.stdin, scratch, child_env)
@@ -169,7 +176,7 @@ def run_mode(w, mode, scratch):
             w.expected_stdout = stdout
         if stdout != w.expected_stdout:
             die("%s: bare output differs between runs" % w.name)
-    elif mode == "leakdiff":
+    elif mode in ("leakdiff", "sampled"):
         if stdout != w.expected_stdout:
             die("%s: output under leakdiff differs from the bare run" % w.name)
         snaps = os.listdir(scratch)
@@ -272,17 +279,21 @@ def table(ws, mem, args, elapsed):
     if ht:
         v = subprocess.run([HEAPTRACK, "--version"], capture_output=True, text=True).stdout
         ht_version = v.strip().splitlines()[0] if v.strip() else "heaptrack"
-    lines.append("leakdiff bench: %d rounds, bare / leakdiff%s interleaved, medians; %s, %d CPUs, "
-                 "glibc %s%s" % (args.rounds, " / heaptrack" if ht else "",
+    sampled = bool(args.sample)
+    lines.append("leakdiff bench: %d rounds, bare / leakdiff%s%s interleaved, medians; %s, %d CPUs, "
+                 "glibc %s%s" % (args.rounds,
+                                 " / sampled (LEAKDIFF_SAMPLE=%d)" % args.sample if sampled else "",
+                                 " / heaptrack" if ht else "",
                                  platform.machine(), os.cpu_count(),
                                  platform.libc_ver()[1], ("; " + ht_version) if ht else ""))
     lines.append("load average before / after: %.2f / %.2f (anything else running on the "
                  "machine shows up as noise here)" % (args.load_before, os.getloadavg()[0]))
     lines.append("")
-    head = ("%-40s %6s | %8s %8s %9s | %8s %9s %7s %9s | %6s %8s %9s"
-            % ("workload", "calls", "bare", "leakdiff", "heaptrack", "leakdiff", "heaptrack",
-               "target", "ht(DESIGN)", "bare", "leakdiff", "heaptrack"))
-    lines.append("%-40s %6s | %-28s | %-38s | %s" % ("", "alloc", "wall time (median)",
+    row = "%-40s %6s | %8s %8s %8s %9s | %8s %6s %8s %6s %9s %9s | %6s %8s %8s %9s"
+    head = row % ("workload", "calls", "bare", "leakdiff", "sampled", "heaptrack", "leakdiff",
+                  "target", "sampled", "target", "heaptrack", "ht(DESIGN)", "bare", "leakdiff",
+                  "sampled", "heaptrack")
+    lines.append("%-40s %6s | %-37s | %-54s | %s" % ("", "alloc", "wall time (median)",
                                                      "slowdown vs bare", "max RSS (median)"))
     lines.append(head)
     lines.append("-" * len(head))
@@ -299,11 +310,12 @@ def table(ws, mem, args, elapsed):
         def r(m):
             return fmt_mib(rss[m]) if rss[m] is not None else "-"
 
-        lines.append("%-40s %6s | %8s %8s %9s | %8s %9s %7s %9s | %6s %8s %9s"
-                     % (w.label, fmt_calls(w.calls) if w.calls else "?", t("bare"),
-                        t("leakdiff"), t("heaptrack"), ratio("leakdiff"), ratio("heaptrack"),
-                        "<=%.1fx" % w.target, "%.1fx" % w.heaptrack_ref, r("bare"), r("leakdiff"),
-                        r("heaptrack")))
+        lines.append(row % (w.label, fmt_calls(w.calls) if w.calls else "?", t("bare"),
+                            t("leakdiff"), t("sampled"), t("heaptrack"), ratio("leakdiff"),
+                            "<=%.1fx" % w.target, ratio("sampled"),
+                            "<=%.2fx" % SAMPLED_TARGET if sampled else "-", ratio("heaptrack"),
+                            "%.1fx" % w.heaptrack_ref, r("bare"), r("leakdiff"), r("sampled"),
+                            r("heaptrack")))
     lines.append("")
     if mem:
         lines.append("tracker memory per live block: %.1f B  (target <= 32 B; %s blocks live: "
@@ -319,8 +331,8 @@ def table(ws, mem, args, elapsed):
                          % ("{:,}".format(args.snapshot_blocks), mem["diff_s"]))
     lines.append("")
     lines.append("(slowdown = median wall time / bare median; target: DESIGN.md section 7 for "
-                 "leakdiff; ht(DESIGN): heaptrack's ratio measured when DESIGN.md was written; "
-                 "bench took %.0f s)" % elapsed)
+                 "leakdiff and for its sampled mode; ht(DESIGN): heaptrack's ratio measured when "
+                 "DESIGN.md was written; bench took %.0f s)" % elapsed)
     return "\n".join(lines) + "\n"
 
 
@@ -331,6 +343,10 @@ def main():
                     help="multiply workload sizes (e.g. 0.1 for a quick check)")
     ap.add_argument("--only", help="comma-separated workloads: python3,sqlite3,malloc,memory")
     ap.add_argument("--no-heaptrack", action="store_true", help="skip the heaptrack runs")
+    ap.add_argument("--report", default=REPORT,
+                    help="where the table is written (default build/bench.txt)")
+    ap.add_argument("--sample", type=int, default=524288,
+                    help="LEAKDIFF_SAMPLE of the sampled-mode runs (default 524288; 0 = none)")
     ap.add_argument("--live-blocks", type=int, default=2000000,
                     help="live blocks for the memory figure (default 2,000,000)")
     ap.add_argument("--snapshot-blocks", type=int, default=1000000,
@@ -347,7 +363,8 @@ def main():
     build_programs()
     only = set(args.only.split(",")) if args.only else None
     ws = [w for w in workloads(args.scale) if not only or w.name in only]
-    modes = [m for m in MODES if m != "heaptrack" or not args.no_heaptrack]
+    modes = [m for m in MODES if (m != "heaptrack" or not args.no_heaptrack)
+             and (m != "sampled" or args.sample)]
 
     started = time.monotonic()
     args.load_before = os.getloadavg()[0]
@@ -363,7 +380,7 @@ def main():
         for r in range(args.rounds):
             order = modes[r % len(modes):] + modes[:r % len(modes)]
             for w in ws:
-                walls = ["%s %.2fs" % (m, run_mode(w, m, scratch)) for m in order]
+                walls = ["%s %.2fs" % (m, run_mode(w, m, scratch, args.sample)) for m in order]
                 print("round %d/%d  %-8s %s" % (r + 1, args.rounds, w.name, ", ".join(walls)),
                       flush=True)
         mem = None
@@ -376,9 +393,9 @@ def main():
     text = table(ws, mem, args, time.monotonic() - started)
     print()
     print(text, end="")
-    with open(REPORT, "w") as f:
+    with open(args.report, "w") as f:
         f.write(text)
-    print("(written to %s)" % os.path.relpath(REPORT, ROOT))
+    print("(written to %s)" % os.path.relpath(args.report, ROOT))
     return 0
 
 

@@ -16,7 +16,7 @@
 #include "parse.h"
 
 lkd_config_t lkd_config = {
-    ".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true, true, true};
+    ".", LKD_DEFAULT_DEPTH, true, LKD_FMT_UNWIND_LIBUNWIND, -1, 0, true, true, true, 0, 0, false};
 
 static bool parse_bool(const char *name, const char *s, bool def)
 {
@@ -102,6 +102,26 @@ static void load_unwind(void)
         lkd_log_warn("LEAKDIFF_UNWIND=%s is not \"libunwind\" or \"fp\"; using libunwind", s);
 }
 
+/* LEAKDIFF_SAMPLE (bytes, with an optional K/M/G/T suffix) and LEAKDIFF_SAMPLE_SEED. */
+static void load_sample(void)
+{
+    const char *s = getenv("LEAKDIFF_SAMPLE");
+    uint64_t v;
+    if (s && !lkd_parse_size(s, LKD_SAMPLE_MAX, &v))
+        lkd_log_warn("LEAKDIFF_SAMPLE=%s is not a number of bytes up to 1T (e.g. 524288 or "
+                     "512K); using 0 (every allocation recorded)",
+                     s);
+    else if (s)
+        lkd_config.sample = v;
+    s = getenv("LEAKDIFF_SAMPLE_SEED");
+    if (s && !lkd_parse_uint(s, 0, UINT64_MAX, &v)) {
+        lkd_log_warn("LEAKDIFF_SAMPLE_SEED=%s is not a whole number; using a random seed", s);
+    } else if (s) {
+        lkd_config.sample_seed = v;
+        lkd_config.sample_seeded = true;
+    }
+}
+
 /* lkd_config_load - fills lkd_config from the environment; call once, guard held. */
 void lkd_config_load(void)
 {
@@ -111,6 +131,7 @@ void lkd_config_load(void)
     load_unwind();
     load_signal();
     load_interval();
+    load_sample();
     if ((s = getenv("LEAKDIFF_AT_EXIT")))
         lkd_config.at_exit = parse_bool("LEAKDIFF_AT_EXIT", s, true);
     if ((s = getenv("LEAKDIFF_START")))

@@ -23,7 +23,12 @@ typedef struct lkd_config {
     bool start;            /* LEAKDIFF_START, default true (false: start paused) */
     bool children;         /* LEAKDIFF_CHILDREN, default true */
     bool reachability;     /* LEAKDIFF_REACHABILITY, default true: verdicts at exit */
+    uint64_t sample;       /* LEAKDIFF_SAMPLE: mean bytes between samples; 0 = record all */
+    uint64_t sample_seed;  /* LEAKDIFF_SAMPLE_SEED, when sample_seeded */
+    bool sample_seeded;    /* LEAKDIFF_SAMPLE_SEED was given: reproducible sampling */
 } lkd_config_t;
+
+#define LKD_SAMPLE_MAX ((uint64_t)1 << 40) /* LEAKDIFF_SAMPLE up to 1T */
 
 #define LKD_DEFAULT_SIGNAL_OFFSET 6 /* SIGRTMIN + 6: no common program or library uses it */
 

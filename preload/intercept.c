@@ -6,7 +6,11 @@
  * and an allocation only once it succeeded; a failed realloc puts the old record back.
  * valloc, pvalloc and the aligned functions are hooked because glibc does not route them
  * through malloc; reallocarray is implemented here on top of realloc, because glibc's own
- * calls realloc through the PLT and would be counted twice.
+ * calls realloc through the PLT and would be counted twice. In sampled mode (sample.h)
+ * malloc and calloc ask the sampler before anything else (an allocation it passes over is a
+ * tail call to glibc), the other functions once the allocation succeeded; a free skips the
+ * tracker for blocks the sampler's filter knows were never recorded; a realloc is a free of
+ * the old block and an allocation of the new size, sampled afresh.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -24,34 +28,44 @@
 #include "control.h"
 #include "reach.h"
 #include "real.h"
+#include "sample.h"
 #include "track.h"
 
 #define HOOK __attribute__((visibility("default")))
 
+/* Records p unless sampling (LEAKDIFF_SAMPLE, sample.h) passes it over: for the functions
+ * other than malloc and calloc, the sampler is asked once the allocation succeeded. */
 static inline void *record(void *p, size_t size)
 {
+    if (__builtin_expect(p != NULL, 1) && lkd_sample_pick(size))
+        lkd_track_alloc(p, size, 0);
+    return p;
+}
+
+/* malloc and calloc ask the sampler first, so that an allocation it passes over is a tail
+ * call to the real one (a failed allocation it picked is simply not recorded). */
+HOOK void *malloc(size_t size)
+{
+    if (lkd_sample_skip(size) || !lkd_track_enter())
+        return lkd_real_malloc(size);
+    void *p = lkd_real_malloc(size);
     if (__builtin_expect(p != NULL, 1))
         lkd_track_alloc(p, size, 0);
     return p;
 }
 
-HOOK void *malloc(size_t size)
-{
-    if (!lkd_track_enter())
-        return lkd_real_malloc(size);
-    return record(lkd_real_malloc(size), size);
-}
-
+/* Sampled, the filter check comes first: most blocks were never recorded. */
 HOOK void free(void *ptr)
 {
-    if (ptr && lkd_track_enter())
+    if (ptr && lkd_sample_may_hold(ptr) && lkd_track_enter())
         lkd_track_free(ptr);
     lkd_real_free(ptr);
 }
 
 HOOK void *calloc(size_t n, size_t size)
 {
-    if (!lkd_track_enter())
+    /* n * size may wrap only when calloc is bound to fail: then nothing is recorded */
+    if (lkd_sample_skip(n * size) || !lkd_track_enter())
         return lkd_real_calloc(n, size);
     void *p = lkd_real_calloc(n, size);
     if (p) /* n * size cannot overflow: calloc would have failed */
@@ -66,7 +80,7 @@ HOOK void *realloc(void *ptr, size_t size)
     if (!ptr)
         return record(lkd_real_realloc(NULL, size), size);
     lkd_block_t old;
-    bool had = lkd_track_take(ptr, &old);
+    bool had = lkd_sample_may_hold(ptr) && lkd_track_take(ptr, &old);
     void *p = lkd_real_realloc(ptr, size);
     if (!p && size) { /* failed: the old block is still the program's */
         if (had)

@@ -1,6 +1,6 @@
 /*
- * parse - strict parsers shared by the shim and the analyzer: unsigned decimal numbers and
- * signal names. One copy, so `leakdiff snap` reads LEAKDIFF_SIGNAL exactly as the shim
+ * parse - strict parsers shared by the shim and the analyzer: unsigned decimal numbers, byte
+ * counts and signal names. One copy, so `leakdiff snap` reads LEAKDIFF_SIGNAL exactly as the shim
  * does. Pure: no allocation, no I/O, no global state.
  */
 #include "parse.h"
@@ -22,6 +22,30 @@ bool lkd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     if (v < min || v > max)
         return false;
     *out = v;
+    return true;
+}
+
+/* lkd_parse_size - see parse.h: "524288", "512K", "512k", "1M", "0". */
+bool lkd_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+    static const char suffixes[] = "KMGT";
+    char digits[24];
+    size_t len = s ? strlen(s) : 0;
+    unsigned shift = 0;
+    uint64_t v;
+    if (len == 0 || len >= sizeof digits)
+        return false;
+    char last = s[len - 1];
+    const char *suffix = last >= 'A' ? strchr(suffixes, last & ~0x20) : NULL;
+    if (suffix) {
+        shift = 10 * (unsigned)(suffix - suffixes + 1);
+        len--;
+    }
+    memcpy(digits, s, len);
+    digits[len] = '\0';
+    if (!lkd_parse_uint(digits, 0, UINT64_MAX >> shift, &v) || (v << shift) > max)
+        return false;
+    *out = v << shift;
     return true;
 }
 

@@ -16,6 +16,9 @@
 
 /* Parses a decimal unsigned integer in [min, max]; false when s is not exactly that. */
 bool lkd_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+/* Parses a byte count: decimal digits with an optional binary suffix K, M, G or T (either
+ * case; "512K" = 524288), in [0, max]. False when s is not exactly that or overflows. */
+bool lkd_parse_size(const char *s, uint64_t max, uint64_t *out);
 /* Parses a signal: a number, a name with or without "SIG" (USR1, RTMIN+3, ...), or "none"
  * (0). False when s is none of these or names a signal that cannot be caught. */
 bool lkd_parse_signal(const char *s, int *out);

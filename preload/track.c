@@ -7,6 +7,10 @@
  * - Counters are relaxed atomics on one cache line; the snapshot recomputes live bytes and
  *   blocks from its consistent copy of the table, so they need not be exact at any instant.
  * - Internal failure never takes the host down: warn once, mark the data truncated, go on.
+ * - Sampled mode (LEAKDIFF_SAMPLE): the hooks record only what the sampler picks (sample.h);
+ *   live, peak and total bytes count each recorded block as the bytes it stands for
+ *   (estimate.h), allocation and free counts are of recorded blocks, and frees of pointers
+ *   never recorded are not unknown frees.
  * Never calls the tracked malloc; never frees its own memory (not even at exit).
  */
 #include "track.h"
@@ -21,9 +25,11 @@
 #include "arena.h"
 #include "config.h"
 #include "control.h"
+#include "estimate.h"
 #include "log.h"
 #include "modules.h"
 #include "reach.h"
+#include "sample.h"
 #include "writer.h"
 #include "stack.h"
 #include "thread.h"
@@ -52,7 +58,18 @@ void lkd_track_lost(const char *why)
         lkd_log_warn("%s; snapshots of this process will be marked truncated", why);
 }
 
-/* Puts a record in the table and accounts for it. */
+/* Bytes a recorded block of size bytes counts for in the live and cumulative byte counters:
+ * its size, or in sampled mode the bytes it stands for (estimate.h), so that current, peak
+ * and total bytes estimate the whole heap. */
+static inline int64_t weight(uint64_t size)
+{
+    if (__builtin_expect(!lkd_config.sample, 1))
+        return (int64_t)size;
+    return (int64_t)lkd_estimate_round(lkd_estimate_bytes(size, lkd_config.sample));
+}
+
+/* Puts a record in the table and accounts for it (and, sampled, in the free filter: a
+ * replaced record at the same address is already counted there). */
 static void insert(lkd_thread_t *t, void *ptr, const lkd_block_t *b)
 {
     lkd_block_t stale;
@@ -61,7 +78,9 @@ static void insert(lkd_thread_t *t, void *ptr, const lkd_block_t *b)
         lkd_track_lost("out of memory for the live-block table");
         return;
     }
-    lkd_thread_bytes(t, (int64_t)b->size - (replaced ? (int64_t)stale.size : 0));
+    if (lkd_config.sample && !replaced)
+        lkd_sample_added((uintptr_t)ptr);
+    lkd_thread_bytes(t, weight(b->size) - (replaced ? weight(stale.size) : 0));
 }
 
 /* The calling thread's counters, registering it (which may allocate) under the guard. */
@@ -96,24 +115,28 @@ void lkd_track_alloc(void *ptr, size_t size, size_t elem)
     } else {
         lkd_block_t b = {size, lkd_thread_birth(t), id};
         lkd_thread_count_add(&t->allocs, 1);
-        lkd_thread_count_add(&t->total_bytes, size);
+        lkd_thread_count_add(&t->total_bytes, (uint64_t)weight(size));
         insert(t, ptr, &b);
     }
     lkd_guard = 0;
 }
 
-/* lkd_track_take - removes ptr's record into *out; true when ptr was recorded. */
+/* lkd_track_take - removes ptr's record into *out; true when ptr was recorded. A pointer
+ * never recorded counts as an unknown free, except in sampled mode, where most are. */
 bool lkd_track_take(void *ptr, lkd_block_t *out)
 {
     lkd_thread_t *t = self();
     bool found = lkd_table_remove((uintptr_t)ptr, out);
+    if (found && lkd_config.sample)
+        lkd_sample_removed((uintptr_t)ptr);
     if (!t)
         return found;
     if (!found) {
-        lkd_thread_count_add(&t->unknown_frees, 1);
+        if (!lkd_config.sample)
+            lkd_thread_count_add(&t->unknown_frees, 1);
         return false;
     }
-    lkd_thread_bytes(t, -(int64_t)out->size);
+    lkd_thread_bytes(t, -weight(out->size));
     lkd_thread_count_add(&t->frees, 1);
     return true;
 }
@@ -225,6 +248,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     lkd_thread_forked();
+    lkd_sample_forked();
     fork_parent();
     lkd_guard = 1;
     lkd_writer_forked();
@@ -338,13 +362,17 @@ __attribute__((constructor)) static void track_constructor(void)
 static atomic_bool exit_written;
 
 /* The exit snapshot, once, with reachability verdicts unless LEAKDIFF_REACHABILITY=0: the
- * other threads are stopped first, and let go once the blocks are classified. */
+ * other threads are stopped first, and let go once the blocks are classified. Not in
+ * sampled mode: the scan follows pointers only through recorded blocks, so a recorded block
+ * reachable only through unrecorded ones would be called a leak. That error is a bias, not
+ * sampling noise that an estimate could average out, so a sampled exit snapshot has no
+ * verdicts at all (its REACHABILITY flag is clear). */
 static void exit_snapshot(void)
 {
     if (atomic_exchange(&exit_written, true))
         return;
     lkd_guard = 1;
-    if (lkd_config.reachability)
+    if (lkd_config.reachability && !lkd_config.sample)
         lkd_reach_stop(lkd_control_writer_tid());
     lkd_track_snapshot("exit", LKD_FMT_F_EXIT);
     lkd_reach_resume();

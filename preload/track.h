@@ -39,7 +39,8 @@ static inline bool lkd_track_enter(void)
 /* Records a successful allocation of size bytes at ptr (ptr != NULL); elem is calloc's
  * element size, 0 for the other functions. */
 void lkd_track_alloc(void *ptr, size_t size, size_t elem);
-/* Forgets ptr before it is released; unknown pointers are counted and ignored. */
+/* Forgets ptr before it is released; unknown pointers are counted (except in sampled mode,
+ * where most pointers were never recorded) and ignored. */
 void lkd_track_free(void *ptr);
 /* For realloc: forgets ptr and returns its record (true) so a failed realloc can put it
  * back with lkd_track_restore. */

@@ -150,6 +150,13 @@ typedef struct lkd_fmt_process {
 } lkd_fmt_process_t;
 _Static_assert(sizeof(lkd_fmt_process_t) == 80, "process layout");
 
+/* In a sampled snapshot (LKD_FMT_F_SAMPLED, sample_rate = R bytes): BLOCKS and STACK_STATS
+ * hold the recorded (sampled) blocks as they are; a block of size s was recorded with
+ * probability p = 1 - exp(-s/R) and stands for s/p bytes and 1/p blocks. bytes and blocks
+ * below are those estimates of the whole heap (summed per stack, rounded per stack),
+ * peak_bytes and total_bytes are estimates too (the running sum of s/p, rounded per block),
+ * total_allocs and total_frees count recorded blocks only, and unknown_frees is not counted
+ * (most frees are of blocks never recorded). */
 typedef struct lkd_fmt_totals {
     uint64_t bytes;         /* live bytes in tracked blocks */
     uint64_t blocks;        /* live tracked blocks */
