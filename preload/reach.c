@@ -350,6 +350,12 @@ void lkd_reach_resume(void)
 
 /* ---- the scan -------------------------------------------------------------------------- */
 
+/* The blocks that start in one 4 KiB page: b[first .. first + count). */
+typedef struct page {
+    uint64_t key; /* page number + 1; 0 = empty */
+    uint32_t first, count;
+} page_t;
+
 typedef struct scan {
     lkd_fmt_block_t *b;
     size_t n;
@@ -360,13 +366,84 @@ typedef struct scan {
     size_t work_n;
     uint32_t clique; /* 0 while scanning from roots, else 1 + the DIRECT block */
     bool in_libc;    /* scanning libc's data, where glibc's malloc state lives */
+    page_t *pages;   /* open-addressing index: 4 KiB page -> the blocks starting in it */
+    size_t page_mask;
 } scan_t;
 
-/* The block containing p (a pointer to its first byte, or anywhere inside it), or -1. */
+static size_t page_hash(uint64_t key, size_t mask)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+}
+
+/* Indexes the blocks by the page they start in; false when out of memory (then every
+ * lookup is a binary search over all blocks). A binary search over a million 40-byte
+ * records missed the cache at every step: the scan of 1M blocks took 200 ms. */
+static bool index_pages(scan_t *s)
+{
+    size_t pages = 0;
+    for (size_t i = 0; i < s->n; i++)
+        pages += !i || (s->b[i].address >> 12) != (s->b[i - 1].address >> 12);
+    size_t cap = 16;
+    while (cap < 2 * pages)
+        cap *= 2;
+    s->pages = lkd_arena_alloc(cap * sizeof *s->pages);
+    if (!s->pages)
+        return false;
+    s->page_mask = cap - 1;
+    page_t *cur = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        uint64_t key = (s->b[i].address >> 12) + 1;
+        if (cur && cur->key == key) {
+            cur->count++;
+            continue;
+        }
+        size_t h = page_hash(key, s->page_mask);
+        while (s->pages[h].key)
+            h = (h + 1) & s->page_mask;
+        cur = &s->pages[h];
+        *cur = (page_t){key, (uint32_t)i, 1};
+    }
+    return true;
+}
+
+/* The last block at or below p among b[lo, hi) (which must start at or below p), by
+ * binary search. */
+static size_t last_at_or_below(const scan_t *s, size_t lo, size_t hi, uintptr_t p)
+{
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->b[mid].address <= p)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool inside(const lkd_fmt_block_t *b, uintptr_t p)
+{
+    return p >= b->address && p - b->address < (b->size ? b->size : 1);
+}
+
+/* The block containing p (a pointer to its first byte, or anywhere inside it), or -1.
+ * Most pointers point into a block that starts in the same page: one index probe. */
 static long find_block(const scan_t *s, uintptr_t p)
 {
     if (p < s->lo || p >= s->hi)
         return -1;
+    if (s->pages) {
+        uint64_t key = (p >> 12) + 1;
+        for (size_t h = page_hash(key, s->page_mask); s->pages[h].key; h = (h + 1) & s->page_mask) {
+            const page_t *pg = &s->pages[h];
+            if (pg->key != key)
+                continue;
+            if (s->b[pg->first].address <= p) {
+                size_t i = last_at_or_below(s, pg->first, pg->first + pg->count, p);
+                return inside(&s->b[i], p) ? (long)i : -1; /* blocks do not overlap */
+            }
+            break; /* p lies before this page's first block: an earlier block may hold it */
+        }
+    }
     size_t lo = 0, hi = s->n; /* the last block with address <= p */
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
@@ -669,6 +746,7 @@ static void classify(lkd_fmt_block_t *blocks, size_t n, roots_fn *roots, const v
     s.work = lkd_arena_alloc(n * sizeof *s.work);
     if (!s.state || !s.leader || !s.work)
         goto out;
+    index_pages(&s);
     roots(&s, ctx);
     drain(&s);
     for (size_t i = 0; i < n; i++) {
@@ -687,6 +765,8 @@ static void classify(lkd_fmt_block_t *blocks, size_t n, roots_fn *roots, const v
         blocks[i].leader = l;
     }
 out:
+    if (s.pages)
+        lkd_arena_free(s.pages, (s.page_mask + 1) * sizeof *s.pages);
     lkd_arena_free(s.state, n);
     lkd_arena_free(s.leader, n * sizeof *s.leader);
     lkd_arena_free(s.work, n * sizeof *s.work);
