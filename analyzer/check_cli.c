@@ -7,6 +7,7 @@
  * stderr, one line each, naming the file; the report goes to stdout (check, and machine
  * formats of run --check), stderr (text of run --check, like run's report) or --report-file.
  */
+#include "../preload/parse.h"
 #include "check_cli.h"
 
 #include <errno.h>
@@ -62,22 +63,6 @@ bool lkd_check_is_option(int opt)
     return opt >= LKD_CHECK_OPT_CHECK && opt < LKD_CHECK_OPT_END;
 }
 
-/* Parses a byte count: decimal, optionally followed by K, M or G (KiB, MiB, GiB). */
-static bool parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    const char *units = "KMG", *u = *end ? strchr(units, *end) : NULL;
-    unsigned shift = u ? 10 * (unsigned)(u - units + 1) : 0;
-    if (errno || (*end && (!u || end[1])) || v > (UINT64_MAX >> shift))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
-}
-
 static bool parse_exitcode(const char *s, int *out)
 {
     char *end;
@@ -100,11 +85,11 @@ const char *lkd_check_option(lkd_check_cli_t *c, int opt, const char *arg)
     switch (opt) {
     case LKD_CHECK_OPT_CHECK: c->check = true; return NULL;
     case LKD_CHECK_OPT_MAX_LEAKED:
-        return parse_bytes(arg, &c->max_leaked)
+        return lkd_parse_size(arg, UINT64_MAX, &c->max_leaked)
                    ? NULL
                    : "bad --max-leaked '%s' (want bytes, e.g. 0 or 4K)";
     case LKD_CHECK_OPT_MAX_GROWTH:
-        return parse_bytes(arg, &c->max_growth)
+        return lkd_parse_size(arg, UINT64_MAX, &c->max_growth)
                    ? NULL
                    : "bad --max-growth '%s' (want bytes, e.g. 0 or 4K)";
     case LKD_CHECK_OPT_SUPPRESSIONS:

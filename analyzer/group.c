@@ -252,15 +252,11 @@ static bool path_matches(const char *glob, const char *path)
            (strchr(path, '/') && fnmatch(glob, base_name(path), 0) == 0);
 }
 
-/*
- * True when the fnmatch glob matches frame's function (as shown, or without a "+0x1a"
- * offset suffix), its source file or its module (each the full path or the base name). This
- * is what --include and --exclude test on every frame of a stack.
- */
-bool lkd_group_frame_matches(const char *glob, const lkd_frame_t *frame)
+/* lkd_frame_matches - see group.h. */
+bool lkd_frame_matches(const lkd_frame_t *frame, lkd_frame_test_fn *test, const void *ctx)
 {
-    if (fnmatch(glob, frame->function, 0) == 0 || path_matches(glob, frame->file) ||
-        path_matches(glob, frame->module))
+    if (test(ctx, frame->function, false) || test(ctx, frame->file, true) ||
+        test(ctx, frame->module, true))
         return true;
     size_t len = lkd_function_base_len(frame);
     if (frame->function[len] == '\0')
@@ -270,10 +266,25 @@ bool lkd_group_frame_matches(const char *glob, const lkd_frame_t *frame)
         return false;
     memcpy(name, frame->function, len);
     name[len] = '\0';
-    bool match = fnmatch(glob, name, 0) == 0;
+    bool match = test(ctx, name, false);
     if (name != small)
         free(name);
     return match;
+}
+
+static bool glob_test(const void *glob, const char *s, bool is_path)
+{
+    return is_path ? path_matches(glob, s) : fnmatch(glob, s, 0) == 0;
+}
+
+/*
+ * True when the fnmatch glob matches frame's function (as shown, or without a "+0x1a"
+ * offset suffix), its source file or its module (each the full path or the base name). This
+ * is what --include and --exclude test on every frame of a stack.
+ */
+bool lkd_group_frame_matches(const char *glob, const lkd_frame_t *frame)
+{
+    return lkd_frame_matches(frame, glob_test, glob);
 }
 
 /* Whether some frame of e matches glob number i (includes first, then excludes). */

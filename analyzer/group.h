@@ -132,5 +132,10 @@ lkd_group_t *lkd_group_find(const lkd_group_set_t *set, const char *key);
 void lkd_group_set_free(lkd_group_set_t *set);
 
 size_t lkd_function_base_len(const lkd_frame_t *frame);
+/* A test of one name of a frame: its function (is_path false) or its file or module. */
+typedef bool lkd_frame_test_fn(const void *ctx, const char *name, bool is_path);
+/* True when test accepts frame's function (as shown, or without a "+0x1a" offset suffix),
+ * its source file or its module: what --include/--exclude and suppressions look at. */
+bool lkd_frame_matches(const lkd_frame_t *frame, lkd_frame_test_fn *test, const void *ctx);
 
 #endif

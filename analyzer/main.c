@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../preload/parse.h"
 #include "check_cli.h"
 #include "group.h"
 #include "report.h"
@@ -143,23 +144,6 @@ static bool parse_limit(const char *s, size_t *out)
     return true;
 }
 
-/* Parses --min-bytes's value: a decimal count of bytes, optionally followed by K, M or G
- * (times 1024, 1024^2, 1024^3). */
-static bool parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    if (*s < '0' || *s > '9')
-        return false;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    const char *units = "KMG", *u = *end ? strchr(units, *end) : NULL;
-    unsigned shift = u ? 10 * (unsigned)(u - units + 1) : 0;
-    if (errno || (*end && (!u || end[1])) || v > (UINT64_MAX >> shift))
-        return false;
-    *out = (uint64_t)v << shift;
-    return true;
-}
-
 static const struct option long_options[] = {
     {"format", required_argument, NULL, 'f'},
     {"by", required_argument, NULL, 'b'},
@@ -224,7 +208,7 @@ static int apply_option(cli_t *c, int opt, const char *arg, const char *text)
     case 'I': c->includes[c->group.include_count++] = arg; return 0;
     case 'X': c->excludes[c->group.exclude_count++] = arg; return 0;
     case 'm':
-        return parse_bytes(arg, &c->group.min_bytes)
+        return lkd_parse_size(arg, UINT64_MAX, &c->group.min_bytes)
                    ? 0
                    : usage_error(c->command, "bad --min-bytes '%s' (want bytes, e.g. 512 or 4K)",
                                  arg);

@@ -217,28 +217,19 @@ bool lkd_supp_pattern_matches(const lkd_supp_t *rule, const char *s)
     return s && *s && glob_matches(rule->glob, s);
 }
 
+static bool rule_test(const void *rule, const char *s, bool is_path)
+{
+    (void)is_path;
+    return lkd_supp_pattern_matches(rule, s);
+}
+
 /*
  * True when rule's pattern matches frame's function (as shown, and without a "+0x1a"
  * offset suffix), its source file or its module path.
  */
 bool lkd_supp_frame_matches(const lkd_supp_t *rule, const lkd_frame_t *frame)
 {
-    if (lkd_supp_pattern_matches(rule, frame->function) ||
-        lkd_supp_pattern_matches(rule, frame->file) ||
-        lkd_supp_pattern_matches(rule, frame->module))
-        return true;
-    size_t len = lkd_function_base_len(frame);
-    if (frame->function[len] == '\0')
-        return false;
-    char small[256], *name = len < sizeof small ? small : malloc(len + 1);
-    if (!name)
-        return false;
-    memcpy(name, frame->function, len);
-    name[len] = '\0';
-    bool match = lkd_supp_pattern_matches(rule, name);
-    if (name != small)
-        free(name);
-    return match;
+    return lkd_frame_matches(frame, rule_test, rule);
 }
 
 /* Zeroes every rule's counters. */
