@@ -95,7 +95,7 @@ static const char help_text[] =
     "                        matches GLOB (repeatable: any of them)\n"
     "  --exclude GLOB        drop blocks with a frame matching GLOB (repeatable)\n"
     "  --min-bytes N         drop groups below N bytes (diff, trend: below N bytes of change);\n"
-    "                        N may end in K, M or G (KiB, MiB, GiB)\n"
+    "                        N may end in K, M, G or T (KiB, MiB, GiB, TiB)\n"
     "  --skip-function GLOB  also treat functions matching GLOB as allocator plumbing\n"
     "  --skip-module GLOB    also treat modules whose path matches GLOB as plumbing\n"
     "  --skip-file GLOB      also treat frames whose source file matches GLOB as plumbing\n"
