@@ -260,22 +260,6 @@ static lkd_check_input_t input_of(loaded_t *l)
     return in;
 }
 
-/* The symbolizer's warnings, one "leakdiff: warning:" line each, to stderr. */
-static void print_warnings(const loaded_t *l)
-{
-    const char *w = lkd_symbolizer_warnings(l->sym);
-    lkd_buf_t b = LKD_BUF_INIT;
-    while (w && *w) {
-        size_t n = strcspn(w, "\n");
-        if (n)
-            lkd_buf_printf(&b, "leakdiff: warning: %.*s\n", (int)n, w);
-        w += n + (w[n] == '\n');
-    }
-    lkd_text_sanitize(&b, 0);
-    fputs(lkd_buf_str(&b), stderr);
-    lkd_buf_free(&b);
-}
-
 /* ---- the session --------------------------------------------------------------------- */
 
 /*
@@ -344,7 +328,7 @@ static int run_checks(lkd_check_session_t *s, const lkd_check_env_t *env, bool s
     free(in);
     for (size_t i = 0; i < s->n; i++)
         if (s->loaded[i].sym)
-            print_warnings(&s->loaded[i]);
+            lkd_print_warnings(lkd_symbolizer_warnings(s->loaded[i].sym));
     if (rc == -ENOMEM && !s->units)
         snprintf(err, sizeof err, "out of memory");
     if (rc)

@@ -290,22 +290,6 @@ static void resolve_symbol(void *ctx, uint64_t address, const lkd_frame_t **fram
     lkd_symbolize(ctx, address, frames, count);
 }
 
-/* Prints the symbolizer's warnings (one per line, naming files from the snapshot, so
- * sanitized) to stderr. */
-static void print_warnings(const char *w)
-{
-    lkd_buf_t b = LKD_BUF_INIT;
-    while (w && *w) {
-        size_t n = strcspn(w, "\n");
-        if (n)
-            lkd_buf_printf(&b, "leakdiff: warning: %.*s\n", (int)n, w);
-        w += n + (w[n] == '\n');
-    }
-    lkd_text_sanitize(&b, 0);
-    fputs(lkd_buf_str(&b), stderr);
-    lkd_buf_free(&b);
-}
-
 /* Symbolizes the snapshot read into l and groups it by opts. Says what failed on stderr. */
 static int group_loaded(loaded_t *l, const lkd_group_opts_t *opts)
 {
@@ -314,7 +298,7 @@ static int group_loaded(loaded_t *l, const lkd_group_opts_t *opts)
         goto fail;
     lkd_resolver_t res = {resolve_symbol, l->sym};
     rc = lkd_group_build(&l->snap, &res, opts, &l->set);
-    print_warnings(lkd_symbolizer_warnings(l->sym));
+    lkd_print_warnings(lkd_symbolizer_warnings(l->sym));
     if (!rc)
         return 0;
 fail:

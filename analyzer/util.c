@@ -242,3 +242,18 @@ void lkd_human_size_diff(char out[LKD_HUMAN_SIZE_LEN], int64_t diff)
     uint64_t mag = diff < 0 ? (uint64_t)0 - (uint64_t)diff : (uint64_t)diff;
     human_size(out, diff < 0 ? "-" : "+", mag);
 }
+
+/* lkd_print_warnings - see util.h. */
+void lkd_print_warnings(const char *w)
+{
+    lkd_buf_t b = LKD_BUF_INIT;
+    while (w && *w) {
+        size_t n = strcspn(w, "\n");
+        if (n)
+            lkd_buf_printf(&b, "leakdiff: warning: %.*s\n", (int)n, w);
+        w += n + (w[n] == '\n');
+    }
+    lkd_text_sanitize(&b, 0);
+    fputs(lkd_buf_str(&b), stderr);
+    lkd_buf_free(&b);
+}

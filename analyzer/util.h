@@ -32,6 +32,9 @@ void lkd_buf_free(lkd_buf_t *b);
 
 int lkd_json_string(lkd_buf_t *b, const char *s);
 void lkd_text_sanitize(lkd_buf_t *b, size_t from);
+/* Prints warnings (lines, e.g. the symbolizer's; they name files from a snapshot, so they are
+ * sanitized) to stderr, each as one "leakdiff: warning: " line. */
+void lkd_print_warnings(const char *warnings);
 
 /* Room for any string lkd_human_size/lkd_human_size_diff produce, NUL included. */
 #define LKD_HUMAN_SIZE_LEN 32
