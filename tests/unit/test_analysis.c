@@ -17,6 +17,8 @@
 #include "report.h"
 #include "util.h"
 
+#include "synthetic.h"
+
 /* ---- fake symbols ----------------------------------------------------------------- */
 
 #define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
@@ -81,53 +83,21 @@ static const lkd_resolver_t resolver = {fake_resolve, NULL};
 
 /* ---- synthetic snapshots ------------------------------------------------------------ */
 
-typedef struct fake_stack {
-    uint64_t addrs[8]; /* innermost first */
-    uint32_t depth;
-    uint64_t bytes, blocks;
-} fake_stack_t;
-
 /* exe at 1, label at 14, cwd at 19 ("/app"); the "other" table names another program. */
 static char strings_app[] = "\0/app/bin/app\0exit\0/app\0";
 static char strings_other[] = "\0/app/bin/xyz\0exit\0/app\0";
 
 /* Fills s with the stacks (stack id = index) and their live figures as per-stack
- * aggregates. Free with free_snap. */
+ * aggregates. Free with synth_free. */
 static void make_snap(lkd_snapshot_t *s, const fake_stack_t *st, size_t n)
 {
-    size_t nframes = 0;
     memset(s, 0, sizeof *s);
-    for (size_t i = 0; i < n; i++)
-        nframes += st[i].depth;
     s->path = "synthetic.snap";
     s->strings = strings_app;
     s->strings_len = sizeof strings_app - 1;
     s->process = (lkd_fmt_process_t){.pid = 42, .seq = 1, .exe = 1, .label = 14, .cwd = 19};
-    s->stack_depths = calloc(n + 1, sizeof *s->stack_depths);
-    s->stack_offsets = calloc(n + 1, sizeof *s->stack_offsets);
-    s->frames = calloc(nframes + 1, sizeof *s->frames);
-    s->stack_stats = calloc(n + 1, sizeof *s->stack_stats);
-    s->stack_count = s->stack_stat_count = n;
-    s->frame_count = nframes;
-    for (size_t i = 0, f = 0; i < n; i++) {
-        s->stack_depths[i] = st[i].depth;
-        s->stack_offsets[i] = f;
-        for (uint32_t d = 0; d < st[i].depth; d++)
-            s->frames[f++] = st[i].addrs[d];
-        s->stack_stats[i] = (lkd_fmt_stack_stat_t){(uint32_t)i, 0, st[i].bytes, st[i].blocks};
-        s->totals.bytes += st[i].bytes;
-        s->totals.blocks += st[i].blocks;
-    }
-    s->totals.peak_bytes = s->totals.bytes;
-}
-
-static void free_snap(lkd_snapshot_t *s)
-{
-    free(s->stack_depths);
-    free(s->stack_offsets);
-    free(s->frames);
-    free(s->stack_stats);
-    free(s->blocks);
+    synth_stacks(s, st, n, 0);
+    synth_totals(s);
 }
 
 static lkd_group_set_t build_opts(const fake_stack_t *st, size_t n, const lkd_group_opts_t *o)
@@ -136,7 +106,7 @@ static lkd_group_set_t build_opts(const fake_stack_t *st, size_t n, const lkd_gr
     lkd_group_set_t set;
     make_snap(&s, st, n);
     cr_assert_eq(lkd_group_build(&s, &resolver, o, &set), 0);
-    free_snap(&s);
+    synth_free(&s);
     return set;
 }
 
@@ -144,17 +114,6 @@ static lkd_group_set_t build(const fake_stack_t *st, size_t n, lkd_group_by_t by
 {
     lkd_group_opts_t o = {.by = by, .cumulative = cumulative};
     return build_opts(st, n, &o);
-}
-
-static void expect_group(const lkd_group_set_t *set, const char *key, uint64_t bytes,
-                         uint64_t blocks)
-{
-    lkd_group_t *g = lkd_group_find(set, key);
-    cr_assert_not_null(g, "no group '%s'", key);
-    cr_expect_eq(g->bytes, bytes, "'%s' bytes %llu, want %llu", key, (unsigned long long)g->bytes,
-                 (unsigned long long)bytes);
-    cr_expect_eq(g->blocks, blocks, "'%s' blocks %llu, want %llu", key,
-                 (unsigned long long)g->blocks, (unsigned long long)blocks);
 }
 
 /* A recursive tree walk: walk() calls itself (through two lines of tree.c) and visit(). */
@@ -447,7 +406,7 @@ static void trend_free(trend_fixture_t *t)
 {
     for (int i = 0; i < 4; i++) {
         lkd_group_set_free(&t->sets[i]);
-        free_snap(&t->snaps[i]);
+        synth_free(&t->snaps[i]);
     }
 }
 
@@ -572,7 +531,7 @@ Test(analysis, survivors_count_blocks_born_at_or_after_min_birth)
     cr_assert_eq(lkd_group_build(&s, &resolver, &o, &set), 0);
     expect_group(&set, "visit", 1000, 4);
     lkd_group_set_free(&set);
-    free_snap(&s);
+    synth_free(&s);
 }
 
 /* ---- folded stacks (--format collapsed) ------------------------------------------------- */
@@ -637,7 +596,7 @@ Test(analysis, report_cumulative_and_filter_header)
               "%s", text);
     free(text);
     lkd_group_set_free(&set);
-    free_snap(&s);
+    synth_free(&s);
 }
 
 Test(analysis, report_trend_text_and_json)
@@ -736,10 +695,10 @@ Test(analysis, report_survivors)
     cr_expect(strstr(text, "\"birth_from\":10,\"birth_to\":12"), "%s", text);
     cr_expect(strstr(text, "\"path\":\"mid.snap\""), "%s", text);
     free(text);
-    free_snap(&mid);
+    synth_free(&mid);
     lkd_group_set_free(&set);
-    free_snap(&old);
-    free_snap(&cur);
+    synth_free(&old);
+    synth_free(&cur);
 }
 
 Test(analysis, report_diff_flags_different_programs)
@@ -770,8 +729,8 @@ Test(analysis, report_diff_flags_different_programs)
     free(text);
     lkd_group_set_free(&ga);
     lkd_group_set_free(&gb);
-    free_snap(&a);
-    free_snap(&b);
+    synth_free(&a);
+    synth_free(&b);
 }
 
 Test(analysis, report_collapsed_top_and_diff)
@@ -817,8 +776,8 @@ Test(analysis, report_collapsed_top_and_diff)
     free(text);
     lkd_group_set_free(&ga);
     lkd_group_set_free(&gb);
-    free_snap(&a);
-    free_snap(&b);
+    synth_free(&a);
+    synth_free(&b);
 }
 
 Test(analysis, format_names)

@@ -17,6 +17,8 @@
 #include "run.h"
 #include "util.h"
 
+#include "synthetic.h"
+
 /* ---- fake symbols ----------------------------------------------------------------- */
 
 #define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
@@ -90,53 +92,21 @@ static const lkd_resolver_t resolver = {fake_resolve, NULL};
 
 /* ---- synthetic snapshots ------------------------------------------------------------ */
 
-typedef struct fake_stack {
-    uint64_t addrs[6];
-    uint32_t depth;
-    uint64_t bytes, blocks;
-} fake_stack_t;
-
 static char strings[] = "\0/app/bin/app\0exit\0/app\0";
 
 /* Fills s with the stacks (stack id = index), live figures as per-stack aggregates;
- * base is added to every address. Free with free_snap. */
+ * base is added to every address. Free with synth_free. */
 static void make_snap(lkd_snapshot_t *s, const fake_stack_t *st, size_t n, uint64_t base)
 {
-    size_t nframes = 0;
     memset(s, 0, sizeof *s);
-    for (size_t i = 0; i < n; i++)
-        nframes += st[i].depth;
     s->path = "synthetic.snap";
     s->strings = strings;
     s->strings_len = sizeof strings - 1;
     s->process.exe = 1;
     s->process.label = 14;
     s->process.cwd = 19;
-    s->stack_depths = calloc(n + 1, sizeof *s->stack_depths);
-    s->stack_offsets = calloc(n + 1, sizeof *s->stack_offsets);
-    s->frames = calloc(nframes + 1, sizeof *s->frames);
-    s->stack_stats = calloc(n + 1, sizeof *s->stack_stats);
-    s->stack_count = s->stack_stat_count = n;
-    s->frame_count = nframes;
-    for (size_t i = 0, f = 0; i < n; i++) {
-        s->stack_depths[i] = st[i].depth;
-        s->stack_offsets[i] = f;
-        for (uint32_t d = 0; d < st[i].depth; d++)
-            s->frames[f++] = base + st[i].addrs[d];
-        s->stack_stats[i] = (lkd_fmt_stack_stat_t){(uint32_t)i, 0, st[i].bytes, st[i].blocks};
-        s->totals.bytes += st[i].bytes;
-        s->totals.blocks += st[i].blocks;
-    }
-    s->totals.peak_bytes = s->totals.bytes;
-}
-
-static void free_snap(lkd_snapshot_t *s)
-{
-    free(s->stack_depths);
-    free(s->stack_offsets);
-    free(s->frames);
-    free(s->stack_stats);
-    free(s->blocks);
+    synth_stacks(s, st, n, base);
+    synth_totals(s);
 }
 
 static lkd_group_set_t build(const fake_stack_t *st, size_t n, lkd_group_by_t by)
@@ -146,18 +116,8 @@ static lkd_group_set_t build(const fake_stack_t *st, size_t n, lkd_group_by_t by
     lkd_group_opts_t o = {.by = by};
     make_snap(&s, st, n, 0);
     cr_assert_eq(lkd_group_build(&s, &resolver, &o, &set), 0);
-    free_snap(&s);
+    synth_free(&s);
     return set;
-}
-
-static void expect_group(const lkd_group_set_t *set, const char *key, uint64_t bytes,
-                         uint64_t blocks)
-{
-    lkd_group_t *g = lkd_group_find(set, key);
-    cr_assert_not_null(g, "no group '%s'", key);
-    cr_expect_eq(g->bytes, bytes, "'%s' bytes %llu, want %llu", key, (unsigned long long)g->bytes,
-                 (unsigned long long)bytes);
-    cr_expect_eq(g->blocks, blocks, "'%s' blocks", key);
 }
 
 /* A program: strdup'd and new'd records, a config loader with an inlined helper, a pool. */
@@ -266,7 +226,7 @@ Test(group, skip_function_and_module_extend_the_list)
     cr_assert_eq(lkd_group_build(&s, &resolver, &o, &set), 0);
     expect_group(&set, "main", 1404, 20); /* all app frames skipped: outermost = main */
     lkd_group_set_free(&set);
-    free_snap(&s);
+    synth_free(&s);
 }
 
 Test(group, each_address_resolved_once)
@@ -359,7 +319,7 @@ Test(group, blocks_used_without_stack_stats)
     expect_group(&set, "pool_alloc", 7, 1);
     cr_expect_eq(set.count, 2);
     lkd_group_set_free(&set);
-    free_snap(&s);
+    synth_free(&s);
 }
 
 Test(group, by_names_parse)
@@ -463,8 +423,8 @@ Test(group, different_aslr_same_keys)
         }
         lkd_group_set_free(&g1);
         lkd_group_set_free(&g2);
-        free_snap(&s1);
-        free_snap(&s2);
+        synth_free(&s1);
+        synth_free(&s2);
     }
 }
 
@@ -512,8 +472,8 @@ Test(group, report_text_top_and_diff)
     lkd_buf_free(&out);
     lkd_group_set_free(&g1);
     lkd_group_set_free(&g2);
-    free_snap(&s1);
-    free_snap(&s2);
+    synth_free(&s1);
+    synth_free(&s2);
 }
 
 /* ---- util ----------------------------------------------------------------------------- */

@@ -17,6 +17,8 @@
 #include "group.h"
 #include "run.h"
 
+#include "synthetic.h"
+
 #define PY "/usr/bin/python3.11"
 #define LIBPY "/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0"
 #define LIBC "/lib/x86_64-linux-gnu/libc.so.6"
@@ -79,18 +81,12 @@ static void fake_resolve(void *ctx, uint64_t address, const lkd_frame_t **out, s
 
 static const lkd_resolver_t resolver = {fake_resolve, NULL};
 
-typedef struct fake_stack {
-    uint64_t addrs[8];
-    uint32_t depth;
-    uint64_t bytes, blocks;
-} fake_stack_t;
-
-/* A snapshot of exe (a STRINGS entry) with modules (paths) and stacks; free with free_snap. */
+/* A snapshot of exe (a STRINGS entry) with modules (paths) and stacks; free with synth_free. */
 static void make_snap(lkd_snapshot_t *s, const char *exe, const char *const *modules,
                       size_t nmodules, const fake_stack_t *st, size_t n)
 {
     static char strings[1024];
-    size_t used = 1, nframes = 0;
+    size_t used = 1;
     memset(s, 0, sizeof *s);
     memset(strings, 0, sizeof strings);
     s->strings = strings;
@@ -103,40 +99,7 @@ static void make_snap(lkd_snapshot_t *s, const char *exe, const char *const *mod
         used += (size_t)snprintf(strings + used, sizeof strings - used, "%s", modules[i]) + 1;
     }
     s->strings_len = used;
-    for (size_t i = 0; i < n; i++)
-        nframes += st[i].depth;
-    s->stack_depths = calloc(n + 1, sizeof *s->stack_depths);
-    s->stack_offsets = calloc(n + 1, sizeof *s->stack_offsets);
-    s->frames = calloc(nframes + 1, sizeof *s->frames);
-    s->stack_stats = calloc(n + 1, sizeof *s->stack_stats);
-    s->stack_count = s->stack_stat_count = n;
-    s->frame_count = nframes;
-    for (size_t i = 0, f = 0; i < n; i++) {
-        s->stack_depths[i] = st[i].depth;
-        s->stack_offsets[i] = f;
-        for (uint32_t d = 0; d < st[i].depth; d++)
-            s->frames[f++] = st[i].addrs[d];
-        s->stack_stats[i] = (lkd_fmt_stack_stat_t){(uint32_t)i, 0, st[i].bytes, st[i].blocks};
-    }
-}
-
-static void free_snap(lkd_snapshot_t *s)
-{
-    free(s->modules);
-    free(s->stack_depths);
-    free(s->stack_offsets);
-    free(s->frames);
-    free(s->stack_stats);
-}
-
-static void expect_group(const lkd_group_set_t *set, const char *key, uint64_t bytes,
-                         uint64_t blocks)
-{
-    lkd_group_t *g = lkd_group_find(set, key);
-    cr_assert_not_null(g, "no group '%s'", key);
-    cr_expect_eq(g->bytes, bytes, "'%s' bytes %llu, want %llu", key, (unsigned long long)g->bytes,
-                 (unsigned long long)bytes);
-    cr_expect_eq(g->blocks, blocks, "'%s' blocks", key);
+    synth_stacks(s, st, n, 0);
 }
 
 /* python3.11 running an extension: what each kind of stack is attributed to. */
@@ -172,7 +135,7 @@ static lkd_group_set_t build(const char *exe, const char *const *modules, size_t
     lkd_group_opts_t o = {.by = LKD_BY_FUNCTION, .python = python};
     make_snap(&s, exe, modules, nmodules, st, n);
     cr_assert_eq(lkd_group_build(&s, &resolver, &o, &set), 0);
-    free_snap(&s);
+    synth_free(&s);
     return set;
 }
 
@@ -206,7 +169,7 @@ Test(python, detects_cpython_snapshots)
         cr_expect(lkd_group_python_on(&s, &o), "--python: %s", cases[i].exe);
         o.python = LKD_PYTHON_OFF;
         cr_expect(!lkd_group_python_on(&s, &o), "--no-python: %s", cases[i].exe);
-        free_snap(&s);
+        synth_free(&s);
     }
 }
 

@@ -22,6 +22,8 @@
 #include "report.h"
 #include "sample.h"
 
+#include "synthetic.h"
+
 /* ---- the countdown ------------------------------------------------------------------- */
 
 /* Countdowns are exponential with mean rate, rounded up: mean rate + 1/2 (to within 1/(12
@@ -251,17 +253,6 @@ static void free_sampled(lkd_snapshot_t *s)
 {
     free(s->stack_stats);
     free(s->blocks);
-}
-
-static void expect_group(const lkd_group_set_t *set, const char *key, uint64_t bytes,
-                         uint64_t blocks)
-{
-    lkd_group_t *g = lkd_group_find(set, key);
-    cr_assert_not_null(g, "group %s", key);
-    cr_expect_eq(g->bytes, bytes, "%s bytes %llu, want %llu", key, (unsigned long long)g->bytes,
-                 (unsigned long long)bytes);
-    cr_expect_eq(g->blocks, blocks, "%s blocks %llu, want %llu", key, (unsigned long long)g->blocks,
-                 (unsigned long long)blocks);
 }
 
 Test(estimate, top_of_a_sampled_snapshot)
