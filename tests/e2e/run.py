@@ -248,6 +248,18 @@ def kill_session(sid):
                 pass
 
 
+def valgrind_lost(log):
+    """valgrind's "definitely lost" + "indirectly lost" (bytes, blocks) in a log; (0, 0) when
+    it has no leak summary (nothing was in use at exit)."""
+    lost = [0, 0]
+    for kind in ("definitely", "indirectly"):
+        m = re.search(r"%s lost: ([\d,]+) bytes in ([\d,]+) blocks" % kind, log)
+        if m:
+            lost[0] += int(m.group(1).replace(",", ""))
+            lost[1] += int(m.group(2).replace(",", ""))
+    return tuple(lost)
+
+
 def describe(proc):
     """A failing command, its status and its output, for assertion messages."""
     def tail(s):
@@ -389,13 +401,7 @@ class Case(unittest.TestCase):
                 pid = int(name[len(prefix):])
                 figures[pid] = (int(m.group(1).replace(",", "")),
                                 int(m.group(2).replace(",", "")))
-                lost = [0, 0]
-                for kind in ("definitely", "indirectly"):
-                    m = re.search(r"%s lost: ([\d,]+) bytes in ([\d,]+) blocks" % kind, text)
-                    if m:
-                        lost[0] += int(m.group(1).replace(",", ""))
-                        lost[1] += int(m.group(2).replace(",", ""))
-                self.valgrind_leaks[pid] = tuple(lost)
+                self.valgrind_leaks[pid] = valgrind_lost(text)
         self.assertIn(proc.pid, figures, "no valgrind log for the program itself:"
                       + describe(done))
         self.valgrind_leaks["main"] = self.valgrind_leaks.pop(proc.pid)
@@ -413,13 +419,7 @@ class Case(unittest.TestCase):
                    + list(cmd), env=env, input=input)
         with open(log, errors="replace") as f:
             text = f.read()
-        lost = [0, 0]  # definitely + indirectly lost, kept for the caller
-        for kind in ("definitely", "indirectly"):
-            m = re.search(r"%s lost: ([\d,]+) bytes in ([\d,]+) blocks" % kind, text)
-            if m:
-                lost[0] += int(m.group(1).replace(",", ""))
-                lost[1] += int(m.group(2).replace(",", ""))
-        self.valgrind_lost = tuple(lost)
+        self.valgrind_lost = valgrind_lost(text)  # kept for the caller
         m = VG_IN_USE.search(text)
         self.assertIsNotNone(m, "no 'in use at exit' in valgrind's log %s:%s" % (log, describe(proc)))
         return (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))), proc
