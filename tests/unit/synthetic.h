@@ -13,6 +13,29 @@
 #include "group.h"
 #include "snapshot.h"
 
+/* The frames a fake return address stands for: table[address & 0xff] of synth_resolve. */
+typedef struct fake_sym {
+    const lkd_frame_t *frames;
+    size_t count;
+} fake_sym_t;
+
+/* Resolves address through table (its low byte names the frames) into per-address copies
+ * holding the raw address, as the real symbolizer does; copies live in a ring of 64. */
+static inline void synth_resolve(const fake_sym_t *table, uint64_t address,
+                                 const lkd_frame_t **frames, size_t *count)
+{
+    static lkd_frame_t out[64][2];
+    static size_t used;
+    const fake_sym_t *s = &table[address & 0xff];
+    lkd_frame_t *slot = out[used++ % 64];
+    for (size_t i = 0; i < s->count && i < 2; i++) {
+        slot[i] = s->frames[i];
+        slot[i].address = address;
+    }
+    *frames = slot;
+    *count = s->count;
+}
+
 typedef struct fake_stack {
     uint64_t addrs[8]; /* innermost first */
     uint32_t depth;

@@ -50,11 +50,6 @@ enum {
     A_INLINE
 };
 
-typedef struct fake_sym {
-    const lkd_frame_t *frames;
-    size_t count;
-} fake_sym_t;
-
 static const fake_sym_t fake_syms[] = {
     [A_MALLOC] = {f_malloc, 1}, [A_STRDUP] = {f_strdup, 1}, [A_WALK] = {f_walk, 1},
     [A_WALK2] = {f_walk2, 1},   [A_VISIT] = {f_visit, 1},   [A_LEAF] = {f_leaf, 1},
@@ -62,21 +57,10 @@ static const fake_sym_t fake_syms[] = {
     [A_INLINE] = {f_inline, 2},
 };
 
-/* Resolves address (its low byte names the frames) into per-address copies holding the raw
- * address, as the real symbolizer does. */
 static void fake_resolve(void *ctx, uint64_t address, const lkd_frame_t **frames, size_t *count)
 {
-    static lkd_frame_t out[64][2];
-    static size_t used;
     (void)ctx;
-    const fake_sym_t *s = &fake_syms[address & 0xff];
-    lkd_frame_t *slot = out[used++ % 64];
-    for (size_t i = 0; i < s->count; i++) {
-        slot[i] = s->frames[i];
-        slot[i].address = address;
-    }
-    *frames = slot;
-    *count = s->count;
+    synth_resolve(fake_syms, address, frames, count);
 }
 
 static const lkd_resolver_t resolver = {fake_resolve, NULL};

@@ -56,11 +56,6 @@ enum {
 };
 #define RUN2 0x7f0000000000ull
 
-typedef struct fake_sym {
-    const lkd_frame_t *frames;
-    size_t count;
-} fake_sym_t;
-
 static const fake_sym_t fake_syms[] = {
     [A_SHIM] = {f_shim, 1},     [A_STRDUP] = {f_strdup, 1},   [A_NEW] = {f_new, 1},
     [A_RECORD] = {f_record, 1}, [A_RECORD2] = {f_record2, 1}, [A_MAIN] = {f_main, 1},
@@ -70,22 +65,11 @@ static const fake_sym_t fake_syms[] = {
 
 static size_t resolve_calls;
 
-/* Resolves address (& 0xff: the low byte names the symbol) into per-address copies, with
- * the raw address filled in, as the real symbolizer does. */
 static void fake_resolve(void *ctx, uint64_t address, const lkd_frame_t **frames, size_t *count)
 {
-    static lkd_frame_t out[64][2];
-    static size_t used;
     (void)ctx;
-    const fake_sym_t *s = &fake_syms[address & 0xff];
-    lkd_frame_t *slot = out[used++ % 64];
-    for (size_t i = 0; i < s->count; i++) {
-        slot[i] = s->frames[i];
-        slot[i].address = address;
-    }
     resolve_calls++;
-    *frames = slot;
-    *count = s->count;
+    synth_resolve(fake_syms, address, frames, count);
 }
 
 static const lkd_resolver_t resolver = {fake_resolve, NULL};
