@@ -121,7 +121,8 @@ __attribute__((noinline)) static uint32_t fp_walk(void **buf, uint32_t max)
         fp_bounds();
     uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
     uint32_t n = 0;
-    while (n < max && fp >= stack_lo && fp + 16 <= stack_hi && !(fp & 7)) {
+    /* stack_hi - fp, not fp + 16: a wild rbp such as -16 must not wrap around the check. */
+    while (n < max && fp >= stack_lo && fp < stack_hi && stack_hi - fp >= 16 && !(fp & 7)) {
         uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
         if (!ret)
             break;

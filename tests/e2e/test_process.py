@@ -75,6 +75,32 @@ class Process(run.Case):
         functions = [f["function"] for f in group["frames"]]
         self.assertEqual(functions[:3], ["inner", "outer", "main"], functions)
 
+    def test_frame_pointer_mode_stops_at_a_wild_frame_pointer(self):
+        """LEAKDIFF_UNWIND=fp keeps the whole frame-pointer chain of inner <- outer <- main and
+        stops at with_rbp, which calls malloc with rbp = -16, -8 and an odd number: no crash
+        (-16 used to wrap the bounds check around), all 7 blocks recorded. libunwind follows
+        the unwind info and sees main behind with_rbp."""
+        binary = os.path.join(run.SAMPLE_BIN, "wild_frame_pointer")
+        self.need(binary, "the sample")
+        for unwind, behind in (("fp", []), ("libunwind", ["main"])):
+            env = dict(os.environ, LEAKDIFF_UNWIND=unwind)
+            snap, _ = self.run_traced([binary], out=self.mkdir(unwind), env=env)
+            groups = self.top(snap, by="traceback")["groups"]
+            # with_rbp has symbols but no line info: it reads with_rbp+0x9.
+            stacks = sorted(([f["function"].split("+")[0] for f in g["frames"]], g["bytes"],
+                             g["blocks"])
+                            for g in groups)
+            if unwind == "fp":
+                self.assertEqual(stacks[0][0][:3], ["inner", "outer", "main"], stacks)
+                self.assertEqual(stacks[0][1:], (400, 4), stacks)
+                self.assertEqual(stacks[1], (["with_rbp"], 300, 3), stacks)
+                self.assertEqual(len(stacks), 2, stacks)
+            else:
+                self.assertEqual(len(stacks), 4, stacks)
+                for frames, size, blocks in stacks[1:]:
+                    self.assertEqual((frames[:2], size, blocks), (["with_rbp"] + behind, 100, 1),
+                                     stacks)
+
     def test_disk_full(self):
         """On a full 64 KiB tmpfs: leakdiff_snapshot returns -ENOSPC, the program goes on and
         exits 0, one warning names the directory and the error, no temp file is left, and
