@@ -7,7 +7,12 @@
  *   so a lookup needs no lock until it reaches the region.
  * - Slots hold blocks whose address is 16-byte aligned, size < SIZE_BIG and birth < 2^48;
  *   any other block goes to the overflow table (uthash, rare).
- * - Linear probing with backward-shift deletion: no tombstones, so probe runs stay short.
+ * - Robin Hood linear probing: along a probe run, members sit in order of their home slot,
+ *   so a lookup stops at the first member closer to its home than the key would be, and a
+ *   deletion shifts back only the members that are away from their home (no tombstones).
+ *   Plain linear probing with backward-shift deletion scanned to the end of the run on every
+ *   free: at the 3/4 load the memory target needs, runs average 8 slots, and the table's
+ *   remove was 13% of a deep-stack malloc loop (perf).
  * - A region's capacity is an arena size class (8, 12, 16, 24, 32, ... slots): it grows to the
  *   next class at 3/4 load (x1.5 or x1.33, so the load after growing is at least 1/2) and
  *   shrinks below 1/4. Doubling instead left regions at 3/8 load after a growth, and
@@ -166,13 +171,36 @@ out:
     return leaf;
 }
 
-/* Places s into a table of cap slots known to have room for it. */
+/* How far slot i is from the home slot of its key. */
+static inline uint32_t distance(uint32_t from, uint32_t to, uint32_t cap)
+{
+    return to >= from ? to - from : to + cap - from;
+}
+
+static inline uint32_t displacement(const slot_t *slots, uint32_t i, uint32_t cap)
+{
+    return distance(home_of(slots[i].key, cap), i, cap);
+}
+
+/* Places s, whose key is not in the table, into a table of cap slots known to have room:
+ * it takes the place of the first member nearer its home than s is, and that member moves on
+ * the same way (Robin Hood). */
 static inline void slot_place(slot_t *slots, uint32_t cap, const slot_t *s)
 {
-    uint32_t i = home_of(s->key, cap);
-    while (slots[i].key)
+    slot_t cur = *s;
+    uint32_t i = home_of(cur.key, cap), d = 0;
+    while (slots[i].key) {
+        uint32_t e = displacement(slots, i, cap);
+        if (e < d) {
+            slot_t t = slots[i];
+            slots[i] = cur;
+            cur = t;
+            d = e;
+        }
         i = next_slot(i, cap);
-    slots[i] = *s;
+        d++;
+    }
+    slots[i] = cur;
 }
 
 /* Rehashes a region into the slots of arena class cls; false when out of memory (the region
@@ -198,10 +226,12 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
 /* Index of key in the region, or -1. Region lock held. */
 static inline int64_t slot_find(const leaf_t *leaf, uint16_t key)
 {
-    for (uint32_t i = home_of(key, leaf->cap);; i = next_slot(i, leaf->cap)) {
-        if (leaf->slots[i].key == key)
+    uint32_t cap = leaf->cap;
+    for (uint32_t i = home_of(key, cap), d = 0;; i = next_slot(i, cap), d++) {
+        uint16_t k = leaf->slots[i].key;
+        if (k == key)
             return i;
-        if (!leaf->slots[i].key)
+        if (!k || displacement(leaf->slots, i, cap) < d)
             return -1;
     }
 }
@@ -213,23 +243,16 @@ static inline void slot_read(const slot_t *s, lkd_block_t *out)
     out->birth = s->birth_lo | ((uint64_t)s->birth_hi << 32);
 }
 
-/* Deletes slot i by shifting later members of its probe run back (no tombstones). */
-static inline uint32_t distance(uint32_t from, uint32_t to, uint32_t cap)
-{
-    return to >= from ? to - from : to + cap - from;
-}
-
+/* Deletes slot i: the members after it that are away from their home move back by one,
+ * up to the first empty slot or member at home (no tombstones). */
 static void slot_delete(leaf_t *leaf, uint32_t i)
 {
     uint32_t cap = leaf->cap;
     slot_t *s = leaf->slots;
-    for (uint32_t j = next_slot(i, cap); s[j].key; j = next_slot(j, cap)) {
-        uint32_t home = home_of(s[j].key, cap);
-        /* s[j] may move to i unless its home lies cyclically in (i, j]. */
-        if (distance(home, j, cap) >= distance(i, j, cap)) {
-            s[i] = s[j];
-            i = j;
-        }
+    for (uint32_t j = next_slot(i, cap); s[j].key && displacement(s, j, cap);
+         j = next_slot(j, cap)) {
+        s[i] = s[j];
+        i = j;
     }
     s[i].key = 0;
 }
