@@ -14,7 +14,6 @@
 
 __thread lkd_thread_t *lkd_thread_self __attribute__((tls_model("initial-exec")));
 atomic_uint lkd_thread_epoch;
-atomic_uint lkd_thread_count;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static lkd_thread_t *head;
@@ -32,7 +31,6 @@ static void thread_exit(void *arg)
 {
     lkd_thread_t *t = arg;
     lkd_thread_flush(t);
-    atomic_fetch_sub(&lkd_thread_count, 1);
     lkd_thread_self = NULL;
     atomic_store(&t->free, true);
 }
@@ -62,7 +60,6 @@ __attribute__((noinline, cold)) lkd_thread_t *lkd_thread_get_slow(void)
     if (!t)
         return NULL;
     t->birth_next = t->birth_end = 0;
-    atomic_fetch_add(&lkd_thread_count, 1);
     lkd_thread_self = t;
     if (key_ok)
         pthread_setspecific(key, t);
@@ -79,16 +76,43 @@ uint64_t lkd_thread_birth_refill(lkd_thread_t *t)
     return t->birth_next++;
 }
 
-/* lkd_thread_flush - moves the thread's byte delta into the global counter and peak. */
+static void raise_peak(int64_t value)
+{
+    int64_t peak = atomic_load_explicit(&global.peak, memory_order_relaxed);
+    while (value > peak &&
+           !atomic_compare_exchange_weak_explicit(&global.peak, &peak, value, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+/* lkd_thread_flush - moves the thread's byte delta into the global counter and the highest
+ * point it reached into the peak. The delta is cleared first, so a reader in between sees
+ * too little (as the peak's bound says), never the delta twice. Owner only. */
 void lkd_thread_flush(lkd_thread_t *t)
 {
-    int64_t now = atomic_fetch_add_explicit(&global.bytes, t->bytes_delta, memory_order_relaxed) +
-                  t->bytes_delta;
-    t->bytes_delta = 0;
-    int64_t peak = atomic_load_explicit(&global.peak, memory_order_relaxed);
-    while (now > peak && !atomic_compare_exchange_weak_explicit(
-                             &global.peak, &peak, now, memory_order_relaxed, memory_order_relaxed))
-        ;
+    int64_t d = atomic_load_explicit(&t->bytes_delta, memory_order_relaxed);
+    int64_t high = atomic_load_explicit(&t->delta_peak, memory_order_relaxed);
+    atomic_store_explicit(&t->bytes_delta, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->delta_peak, 0, memory_order_relaxed);
+    int64_t base = atomic_fetch_add_explicit(&global.bytes, d, memory_order_relaxed);
+    raise_peak(base + high);
+}
+
+/* Live bytes now (the global counter plus every thread's delta) and the peak: the global
+ * peak, or now plus the most any one thread's delta stands below its own high point.
+ * Registry lock held. */
+static void current_and_peak(int64_t *current, int64_t *peak)
+{
+    int64_t bytes = atomic_load_explicit(&global.bytes, memory_order_relaxed), above = 0;
+    for (lkd_thread_t *t = head; t; t = t->next) {
+        int64_t d = atomic_load_explicit(&t->bytes_delta, memory_order_relaxed);
+        int64_t high = atomic_load_explicit(&t->delta_peak, memory_order_relaxed);
+        bytes += d;
+        above = high - d > above ? high - d : above;
+    }
+    int64_t p = atomic_load_explicit(&global.peak, memory_order_relaxed);
+    *current = bytes;
+    *peak = p > bytes + above ? p : bytes + above;
 }
 
 /* lkd_thread_new_epoch - see thread.h. Threads see the new epoch on their next birth. */
@@ -108,8 +132,9 @@ void lkd_thread_totals(lkd_fmt_totals_t *out)
         out->unknown_frees += atomic_load_explicit(&t->unknown_frees, memory_order_relaxed);
         out->total_bytes += atomic_load_explicit(&t->total_bytes, memory_order_relaxed);
     }
+    int64_t current, peak;
+    current_and_peak(&current, &peak);
     pthread_mutex_unlock(&lock);
-    int64_t peak = atomic_load_explicit(&global.peak, memory_order_relaxed);
     out->peak_bytes = peak > 0 ? (uint64_t)peak : 0;
 }
 
@@ -117,20 +142,30 @@ void lkd_thread_totals(lkd_fmt_totals_t *out)
  * read without locks) and the peak. */
 void lkd_thread_memory(uint64_t *current, uint64_t *peak)
 {
-    int64_t bytes = atomic_load(&global.bytes);
+    int64_t bytes, p;
     pthread_mutex_lock(&lock);
-    for (lkd_thread_t *t = head; t; t = t->next)
-        bytes += t->bytes_delta;
+    current_and_peak(&bytes, &p);
     pthread_mutex_unlock(&lock);
-    int64_t p = atomic_load(&global.peak);
     *current = bytes > 0 ? (uint64_t)bytes : 0;
-    *peak = p > bytes ? (uint64_t)p : *current;
+    *peak = p > 0 ? (uint64_t)p : 0;
 }
 
-/* lkd_thread_reset_peak - the peak restarts from the current live bytes. */
+/* lkd_thread_reset_peak - the peak restarts from the current live bytes: the caller's own
+ * high point restarts from its delta; another thread's restarts at its next flush (so right
+ * after a reset, the peak may stand above the current bytes by that thread's bound). */
 void lkd_thread_reset_peak(void)
 {
-    atomic_store(&global.peak, atomic_load(&global.bytes));
+    lkd_thread_t *self = lkd_thread_self;
+    pthread_mutex_lock(&lock);
+    if (self)
+        atomic_store_explicit(&self->delta_peak,
+                              atomic_load_explicit(&self->bytes_delta, memory_order_relaxed),
+                              memory_order_relaxed);
+    int64_t bytes = atomic_load_explicit(&global.bytes, memory_order_relaxed);
+    for (lkd_thread_t *t = head; t; t = t->next)
+        bytes += atomic_load_explicit(&t->bytes_delta, memory_order_relaxed);
+    atomic_store_explicit(&global.peak, bytes, memory_order_relaxed);
+    pthread_mutex_unlock(&lock);
 }
 
 /* lkd_thread_lock - registry lock, held across fork (order: after the stack table). */
@@ -149,16 +184,12 @@ void lkd_thread_unlock(void)
  * hand over their byte deltas and become free. Registry lock held (fork handler). */
 void lkd_thread_forked(void)
 {
-    unsigned alive = 0;
     for (lkd_thread_t *t = head; t; t = t->next) {
-        if (t == lkd_thread_self) {
-            alive = 1;
+        if (t == lkd_thread_self)
             continue;
-        }
-        if (t->bytes_delta)
-            atomic_fetch_add(&global.bytes, t->bytes_delta);
-        t->bytes_delta = 0;
+        atomic_fetch_add(&global.bytes, atomic_load(&t->bytes_delta));
+        atomic_store(&t->bytes_delta, 0);
+        atomic_store(&t->delta_peak, 0);
         atomic_store(&t->free, true);
     }
-    atomic_store(&lkd_thread_count, alive);
 }

@@ -5,9 +5,11 @@
  * threads (perf: the lock xadd on the birth counter was 86% of lkd_track_alloc), because
  * its cache line bounces between cores. Instead each thread owns a record: births come in
  * batches from the global counter, cumulative counts are the thread's own and summed when a
- * snapshot is written, and live bytes reach the global current/peak counter on every change
- * while the process has one thread (peak exact) and in LKD_THREAD_FLUSH steps once it has
- * several (peak then low by at most that much per thread).
+ * snapshot is written, and live bytes reach the global current/peak counter in
+ * LKD_THREAD_FLUSH steps. Between steps the thread keeps its delta and the highest value the
+ * delta reached, and readers add both in: the peak is exact while the process has one thread
+ * (flushing on every change cost two atomic operations per malloc and free there) and off by
+ * at most LKD_THREAD_FLUSH per thread once it has several.
  *
  * Records come from the arena, are never freed, and are recycled when their thread exits,
  * so sums over all records stay right. Never calls malloc.
@@ -27,7 +29,10 @@
 typedef struct lkd_thread {
     uint64_t birth_next, birth_end; /* the thread's current batch of births */
     unsigned epoch;                 /* the snapshot epoch the batch belongs to */
-    int64_t bytes_delta;            /* live bytes not yet added to the global counter */
+    /* Live bytes not yet added to the global counter, and the highest that delta reached
+     * since the last flush: written by the owner only, read by lkd_thread_memory and
+     * lkd_thread_totals (relaxed atomics, plain moves on x86). */
+    atomic_int_fast64_t bytes_delta, delta_peak;
     /* Written by the owner only, read by snapshots: relaxed atomics, plain moves on x86. */
     atomic_uint_fast64_t allocs, frees, unknown_frees, total_bytes;
     struct lkd_thread *next;
@@ -63,12 +68,13 @@ static inline uint64_t lkd_thread_birth(lkd_thread_t *t)
 
 /* Adds delta to the thread's live bytes, flushing to the global current and peak. */
 void lkd_thread_flush(lkd_thread_t *t);
-extern atomic_uint lkd_thread_count;
 static inline void lkd_thread_bytes(lkd_thread_t *t, int64_t delta)
 {
-    t->bytes_delta += delta;
-    if (atomic_load_explicit(&lkd_thread_count, memory_order_relaxed) <= 1 ||
-        t->bytes_delta >= LKD_THREAD_FLUSH || t->bytes_delta <= -LKD_THREAD_FLUSH)
+    int64_t d = atomic_load_explicit(&t->bytes_delta, memory_order_relaxed) + delta;
+    atomic_store_explicit(&t->bytes_delta, d, memory_order_relaxed);
+    if (d > atomic_load_explicit(&t->delta_peak, memory_order_relaxed))
+        atomic_store_explicit(&t->delta_peak, d, memory_order_relaxed);
+    if (d >= LKD_THREAD_FLUSH || d <= -LKD_THREAD_FLUSH)
         lkd_thread_flush(t);
 }
 
