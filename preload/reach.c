@@ -420,6 +420,21 @@ static size_t last_at_or_below(const scan_t *s, size_t lo, size_t hi, uintptr_t 
     return lo;
 }
 
+/* The last block of page pg starting at or below p (the first one does). Blocks spread
+ * over a page roughly evenly, so the guess from p's offset in the page is at most a step or
+ * two off: a binary search there, each step a cache miss on a 40-byte record, was half of
+ * the scan's time. At most the page's blocks (256 of 16 bytes) are stepped over. */
+static size_t last_in_page(const scan_t *s, const page_t *pg, uintptr_t p)
+{
+    size_t first = pg->first, end = first + pg->count;
+    size_t i = first + (((p & 4095) * pg->count) >> 12);
+    while (i > first && s->b[i].address > p)
+        i--;
+    while (i + 1 < end && s->b[i + 1].address <= p)
+        i++;
+    return i;
+}
+
 static bool inside(const lkd_fmt_block_t *b, uintptr_t p)
 {
     return p >= b->address && p - b->address < (b->size ? b->size : 1);
@@ -437,25 +452,20 @@ static long find_block(const scan_t *s, uintptr_t p)
             const page_t *pg = &s->pages[h];
             if (pg->key != key)
                 continue;
-            if (s->b[pg->first].address <= p) {
-                size_t i = last_at_or_below(s, pg->first, pg->first + pg->count, p);
-                return inside(&s->b[i], p) ? (long)i : -1; /* blocks do not overlap */
-            }
-            break; /* p lies before this page's first block: an earlier block may hold it */
+            /* Blocks do not overlap: only the last one starting at or below p can hold it,
+             * and when p lies before this page's first block, that is the block before it
+             * (glibc's free-list pointers aim there, at chunk headers: a search of all the
+             * blocks for each of them was most of the scan's time). */
+            size_t i = pg->first;
+            if (s->b[i].address <= p)
+                i = last_in_page(s, pg, p);
+            else if (i-- == 0)
+                return -1;
+            return inside(&s->b[i], p) ? (long)i : -1;
         }
     }
-    size_t lo = 0, hi = s->n; /* the last block with address <= p */
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (s->b[mid].address <= p)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    const lkd_fmt_block_t *b = &s->b[lo];
-    if (p < b->address || p - b->address >= (b->size ? b->size : 1))
-        return -1;
-    return (long)lo;
+    size_t i = last_at_or_below(s, 0, s->n, p); /* the last block with address <= p */
+    return inside(&s->b[i], p) ? (long)i : -1;
 }
 
 /* glibc's malloc state (main_arena, in libc's data) points at chunk headers: the top

@@ -77,3 +77,38 @@ Test(reach, self_pointer_is_a_leak)
     cr_expect_eq(verdict(&b[0]), LKD_FMT_BLK_DIRECT);
     cr_expect_eq(b[0].leader, 0);
 }
+
+/* Lookups across pages: in 4 pages of memory, page 0 holds 64 blocks of 48 bytes (dense,
+ * the in-page guess must step to the right one), its last block runs into page 1, where the
+ * next block starts at offset 1024, and a 5000-byte block starts in page 2 and covers page 3,
+ * in which no block starts. Pointers: into every dense block's last byte, into the spanning
+ * block from page 1 (before that page's first block), into the gap after it (nothing), into
+ * the big block from page 3; none else. */
+Test(reach, lookups_across_pages)
+{
+    static _Alignas(4096) unsigned char heap[4 * 4096];
+    enum { DENSE = 64, SPAN = DENSE, MID = DENSE + 1, BIG = DENSE + 2, COUNT = DENSE + 3 };
+    lkd_fmt_block_t b[COUNT];
+    uintptr_t base = (uintptr_t)heap, roots[DENSE + 4];
+    for (int i = 0; i < DENSE; i++) {
+        b[i] = (lkd_fmt_block_t){.address = base + 16 + (uintptr_t)i * 48, .size = 40};
+        roots[i] = b[i].address + 39;
+    }
+    /* block SPAN: the last 4096 - 3088 bytes of page 0 and 200 bytes into page 1 */
+    b[SPAN] =
+        (lkd_fmt_block_t){.address = base + 16 + DENSE * 48, .size = 4096 - 16 - DENSE * 48 + 200};
+    b[MID] = (lkd_fmt_block_t){.address = base + 4096 + 1024, .size = 16};
+    b[BIG] = (lkd_fmt_block_t){.address = base + 2 * 4096 + 64, .size = 5000};
+    roots[DENSE] = base + 4096 + 100;       /* inside SPAN, before page 1's first block */
+    roots[DENSE + 1] = base + 4096 + 500;   /* the gap between SPAN and MID */
+    roots[DENSE + 2] = base + 3 * 4096 + 8; /* inside BIG, in a page where no block starts */
+    roots[DENSE + 3] = base + 2 * 4096 + 8; /* before BIG, in its page: nothing */
+    memset(heap, 0, sizeof heap);
+    const uintptr_t ranges[1][2] = {{(uintptr_t)roots, (uintptr_t)(roots + DENSE + 4)}};
+    lkd_reach_classify_ranges(b, COUNT, ranges, 1);
+    for (int i = 0; i < DENSE; i++)
+        cr_expect_eq(verdict(&b[i]), LKD_FMT_BLK_REACHABLE, "dense block %d", i);
+    cr_expect_eq(verdict(&b[SPAN]), LKD_FMT_BLK_REACHABLE, "block running into the next page");
+    cr_expect_eq(verdict(&b[MID]), LKD_FMT_BLK_DIRECT, "nothing points into it");
+    cr_expect_eq(verdict(&b[BIG]), LKD_FMT_BLK_REACHABLE, "pointed to from a page it covers");
+}
