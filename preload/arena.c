@@ -138,15 +138,25 @@ static void *carve(unsigned c)
     return p;
 }
 
+static void *alloc_large(size_t size, int extra)
+{
+    void *p = map_locked(page_round(size), extra);
+    if (p)
+        atomic_fetch_add_explicit(&mapped, page_round(size), memory_order_relaxed);
+    return p;
+}
+
+/* lkd_arena_alloc_filled - see arena.h. */
+void *lkd_arena_alloc_filled(size_t size)
+{
+    return size >= LARGE_MIN ? alloc_large(size, MAP_POPULATE) : lkd_arena_alloc(size);
+}
+
 /* lkd_arena_alloc - zero-filled memory for the tracker; NULL when out of memory. */
 void *lkd_arena_alloc(size_t size)
 {
-    if (size >= LARGE_MIN) {
-        void *p = map_locked(page_round(size), 0);
-        if (p)
-            atomic_fetch_add_explicit(&mapped, page_round(size), memory_order_relaxed);
-        return p;
-    }
+    if (size >= LARGE_MIN)
+        return alloc_large(size, 0);
     unsigned c = lkd_arena_class_of(size);
     pthread_mutex_lock(&lock);
     free_block_t *b = free_lists[c];

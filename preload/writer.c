@@ -207,7 +207,7 @@ static int gather_blocks(gathered_t *g)
     lkd_table_lock_all();
     size_t n = lkd_table_count();
     g->blocks_cap = n ? n : 1;
-    g->blocks = lkd_arena_alloc(g->blocks_cap * sizeof *g->blocks);
+    g->blocks = lkd_arena_alloc_filled(g->blocks_cap * sizeof *g->blocks);
     if (g->blocks)
         g->in.block_count = lkd_table_copy(g->blocks, n);
     lkd_table_unlock_all();
