@@ -2,7 +2,7 @@
 """leakdiff benchmark (`make bench`): slowdown and memory next to no tool and heaptrack.
 
     /usr/bin/python3 bench/bench.py [--rounds N] [--scale F] [--only NAME,...] [--no-heaptrack]
-                                    [--sample BYTES]
+                                    [--sample BYTES] [--no-floor]
 
 Workloads (DESIGN.md section 7), none of them written for leakdiff:
   python3   Debian's /usr/bin/python3, PYTHONMALLOC=malloc, building/serializing/parsing/
@@ -17,13 +17,20 @@ Workloads (DESIGN.md section 7), none of them written for leakdiff:
             reachability scan are in the time.
 Each runs bare, under leakdiff (LD_PRELOAD=build/libleakdiff.so, LEAKDIFF_OUTPUT=a temp
 dir, exit snapshot included), under leakdiff's sampled mode (the same with
-LEAKDIFF_SAMPLE=--sample, default 524288 = 512 KiB as in DESIGN.md section 7; 0 skips it)
-and under heaptrack (`heaptrack -o FILE`, its interpreter
-and compression included), interleaved for several rounds, the order rotating every round.
+LEAKDIFF_SAMPLE=--sample, default 524288 = 512 KiB as in DESIGN.md section 7; 0 skips it),
+on the two floors under leakdiff's full mode (--no-floor skips them) and under heaptrack
+(`heaptrack -o FILE`, its interpreter and compression included), interleaved for several
+rounds, the order rotating every round. The floors are a preload that does nothing but
+interpose the allocator and capture the stack (bench/unwind_floor.c, no table, no
+bookkeeping): "unwind" captures each allocation's stack, up to 64 frames as leakdiff does by
+default, with libunwind's unw_backtrace (with the frame-pointer walk of LEAKDIFF_UNWIND=fp
+where the workload sets that), into a buffer it throws away; "interpose" only interposes
+(UNWIND_FLOOR_DEPTH=0). What leakdiff costs above "unwind" is its own; "unwind" itself is
+what any tracker recording full stacks that way pays.
 Reported: medians of wall time and of max RSS (wait4 rusage taken by bench/launch.c: the
 largest process of the tree, for heaptrack the target or heaptrack_interpret), and the ratios
-leakdiff/bare and heaptrack/bare next to each other. The allocator calls of each workload
-are counted once with a tiny counting preload (bench/count_allocs.c).
+leakdiff/bare, floor/bare and heaptrack/bare next to each other. The allocator calls of each
+workload are counted once with a tiny counting preload (bench/count_allocs.c).
 
 Then tracker memory per live block (bench/live_blocks.c holding 2M small blocks: VmRSS
 under leakdiff minus bare VmRSS, divided by the blocks), the exit snapshot of 1M blocks
@@ -54,12 +61,17 @@ REPORT = os.path.join(BUILD, "bench.txt")
 PYTHON = "/usr/bin/python3"
 SQLITE = "/usr/bin/sqlite3"
 HEAPTRACK = shutil.which("heaptrack")
-MODES = ("bare", "leakdiff", "sampled", "heaptrack")
+FLOOR = os.path.join(OUT, "libunwind_floor.so")
+MODES = ("bare", "leakdiff", "sampled", "unwind", "interpose", "heaptrack")
+FLOOR_MODES = ("unwind", "interpose")  # bench/unwind_floor.c, with and without the capture
 SAMPLED_TARGET = 1.05  # DESIGN.md section 7: sampled mode at LEAKDIFF_SAMPLE=512K
 
 # bench/*.c -> build/bench/<output>, with these flags.
 PROGRAMS = {
     "libcount_allocs.so": ("count_allocs.c", ["-O2", "-shared", "-fPIC"]),
+    # frame pointers as in the shim: the fp walk starts in the library's own frames
+    "libunwind_floor.so": ("unwind_floor.c", ["-O2", "-shared", "-fPIC",
+                                              "-fno-omit-frame-pointer", "-ldl"]),
     "deep_stacks": ("deep_stacks.c", ["-O2", "-g", "-pthread"]),
     "deep_stacks_fp": ("deep_stacks.c", ["-O2", "-g", "-pthread", "-fno-omit-frame-pointer"]),
     "live_blocks": ("live_blocks.c", ["-O2", "-g"]),
@@ -125,7 +137,9 @@ def build_programs():
         src_path, out_path = os.path.join(BENCH_SRC, src), os.path.join(OUT, out)
         if os.path.exists(out_path) and os.path.getmtime(out_path) >= os.path.getmtime(src_path):
             continue
-        cmd = ["cc", "-std=gnu11", "-Wall", "-Wextra"] + flags + ["-o", out_path, src_path]
+        libs = [f for f in flags if f.startswith("-l")]  # after the source, for the linker
+        cmd = (["cc", "-std=gnu11", "-Wall", "-Wextra"] + [f for f in flags if f not in libs]
+               + ["-o", out_path, src_path] + libs)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             die("cannot build %s:\n%s" % (out, proc.stderr))
@@ -183,6 +197,13 @@ def run_mode(w, mode, scratch, sample=0):
         child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch}
     if mode == "sampled":
         child_env["LEAKDIFF_SAMPLE"] = str(sample)
+    elif mode in FLOOR_MODES:
+        # the unwinder leakdiff uses on this workload; depth: unwind_floor.c's default, 64
+        child_env = {"LD_PRELOAD": FLOOR}
+        if w.env.get("LEAKDIFF_UNWIND") == "fp":
+            child_env["UNWIND_FLOOR_FP"] = "1"
+        if mode == "interpose":
+            child_env["UNWIND_FLOOR_DEPTH"] = "0"
     elif mode == "heaptrack":
         cmd = [HEAPTRACK, "-o", os.path.join(scratch, "heaptrack.data")] + cmd
     wall, rss, stdout, _ = measure(cmd, env, w.stdin, scratch, child_env)
@@ -191,11 +212,11 @@ def run_mode(w, mode, scratch, sample=0):
             w.expected_stdout = stdout
         if stdout != w.expected_stdout:
             die("%s: bare output differs between runs" % w.name)
-    elif mode in ("leakdiff", "sampled"):
+    elif mode in ("leakdiff", "sampled") + FLOOR_MODES:
         if w.same_output and stdout != w.expected_stdout:
-            die("%s: output under leakdiff differs from the bare run" % w.name)
+            die("%s: output in mode %s differs from the bare run" % (w.name, mode))
         snaps = os.listdir(scratch)
-        if len(snaps) != 1 or not snaps[0].endswith(".exit.snap"):
+        if mode not in FLOOR_MODES and (len(snaps) != 1 or not snaps[0].endswith(".exit.snap")):
             die("%s: expected one exit snapshot under leakdiff, found %s" % (w.name, snaps))
     elif w.same_output and w.expected_stdout not in stdout:
         die("%s: the program's output is missing under heaptrack" % w.name)
@@ -295,20 +316,22 @@ def table(ws, mem, args, elapsed):
         v = subprocess.run([HEAPTRACK, "--version"], capture_output=True, text=True).stdout
         ht_version = v.strip().splitlines()[0] if v.strip() else "heaptrack"
     sampled = bool(args.sample)
-    lines.append("leakdiff bench: %d rounds, bare / leakdiff%s%s interleaved, medians; %s, %d CPUs, "
-                 "glibc %s%s" % (args.rounds,
-                                 " / sampled (LEAKDIFF_SAMPLE=%d)" % args.sample if sampled else "",
-                                 " / heaptrack" if ht else "",
-                                 platform.machine(), os.cpu_count(),
-                                 platform.libc_ver()[1], ("; " + ht_version) if ht else ""))
+    floor = not args.no_floor
+    lines.append("leakdiff bench: %d rounds, bare / leakdiff%s%s%s interleaved, medians; %s, "
+                 "%d CPUs, glibc %s%s"
+                 % (args.rounds, " / sampled (LEAKDIFF_SAMPLE=%d)" % args.sample if sampled else "",
+                    " / unwind / interpose" if floor else "", " / heaptrack" if ht else "",
+                    platform.machine(), os.cpu_count(), platform.libc_ver()[1],
+                    ("; " + ht_version) if ht else ""))
     lines.append("load average before / after: %.2f / %.2f (anything else running on the "
                  "machine shows up as noise here)" % (args.load_before, os.getloadavg()[0]))
     lines.append("")
-    row = "%-40s %6s | %8s %8s %8s %9s | %8s %6s %8s %6s %9s %9s | %6s %8s %8s %9s"
-    head = row % ("workload", "calls", "bare", "leakdiff", "sampled", "heaptrack", "leakdiff",
-                  "target", "sampled", "target", "heaptrack", "ht(DESIGN)", "bare", "leakdiff",
-                  "sampled", "heaptrack")
-    lines.append("%-40s %6s | %-37s | %-54s | %s" % ("", "alloc", "wall time (median)",
+    row = ("%-40s %6s | %8s %8s %8s %9s %8s %9s | %8s %6s %8s %9s %8s %6s %9s %9s "
+           "| %6s %8s %8s %9s")
+    head = row % ("workload", "calls", "bare", "leakdiff", "unwind", "interpose", "sampled",
+                  "heaptrack", "leakdiff", "target", "unwind", "interpose", "sampled", "target",
+                  "heaptrack", "ht(DESIGN)", "bare", "leakdiff", "sampled", "heaptrack")
+    lines.append("%-40s %6s | %-55s | %-70s | %s" % ("", "alloc", "wall time (median)",
                                                      "slowdown vs bare", "max RSS (median)"))
     lines.append(head)
     lines.append("-" * len(head))
@@ -326,11 +349,13 @@ def table(ws, mem, args, elapsed):
             return fmt_mib(rss[m]) if rss[m] is not None else "-"
 
         lines.append(row % (w.label, fmt_calls(w.calls) if w.calls else "?", t("bare"),
-                            t("leakdiff"), t("sampled"), t("heaptrack"), ratio("leakdiff"),
-                            "<=%.1fx" % w.target if w.target else "-", ratio("sampled"),
+                            t("leakdiff"), t("unwind"), t("interpose"), t("sampled"),
+                            t("heaptrack"), ratio("leakdiff"),
+                            "<=%.1fx" % w.target if w.target else "-", ratio("unwind"),
+                            ratio("interpose"), ratio("sampled"),
                             "<=%.2fx" % SAMPLED_TARGET if sampled else "-", ratio("heaptrack"),
-                            "%.1fx" % w.heaptrack_ref if w.heaptrack_ref else "-", r("bare"), r("leakdiff"), r("sampled"),
-                            r("heaptrack")))
+                            "%.1fx" % w.heaptrack_ref if w.heaptrack_ref else "-", r("bare"),
+                            r("leakdiff"), r("sampled"), r("heaptrack")))
     lines.append("")
     if mem:
         lines.append("tracker memory per live block: %.1f B  (target <= 32 B; %s blocks live: "
@@ -348,6 +373,12 @@ def table(ws, mem, args, elapsed):
     lines.append("(slowdown = median wall time / bare median; target: DESIGN.md section 7 for "
                  "leakdiff and for its sampled mode; ht(DESIGN): heaptrack's ratio measured when "
                  "DESIGN.md was written; bench took %.0f s)" % elapsed)
+    if floor:
+        lines.append("(unwind, interpose: the floor under leakdiff's full mode, "
+                     "bench/unwind_floor.c: a preload that only interposes the allocator and "
+                     "captures each allocation's stack, up to 64 frames, with libunwind (on the "
+                     "LEAKDIFF_UNWIND=fp row with the frame-pointer walk) into a buffer it throws "
+                     "away, no table, no bookkeeping; interpose: the same without the capture)")
     return "\n".join(lines) + "\n"
 
 
@@ -363,6 +394,8 @@ def main():
                     help="where the table is written (default build/bench.txt)")
     ap.add_argument("--sample", type=int, default=524288,
                     help="LEAKDIFF_SAMPLE of the sampled-mode runs (default 524288; 0 = none)")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the unwind and interpose floor runs (bench/unwind_floor.c)")
     ap.add_argument("--live-blocks", type=int, default=2000000,
                     help="live blocks for the memory figure (default 2,000,000)")
     ap.add_argument("--snapshot-blocks", type=int, default=1000000,
@@ -380,7 +413,7 @@ def main():
     only = set(args.only.split(",")) if args.only else None
     ws = [w for w in workloads(args.scale) if not only or w.name in only]
     modes = [m for m in MODES if (m != "heaptrack" or not args.no_heaptrack)
-             and (m != "sampled" or args.sample)]
+             and (m != "sampled" or args.sample) and (m not in FLOOR_MODES or not args.no_floor)]
 
     started = time.monotonic()
     args.load_before = os.getloadavg()[0]
