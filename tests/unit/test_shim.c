@@ -130,6 +130,37 @@ Test(table, many_blocks_sorted_copy)
                  lkd_table_memory() / count);
 }
 
+/* A region that empties out keeps its slots until a snapshot copies it (no shrinking on
+ * free: it thrashed), then shrinks to what its blocks need. */
+Test(table, regions_shrink_when_copied)
+{
+    cr_assert(lkd_table_init());
+    const uintptr_t base = 0x570000000000; /* one 64 KiB region: 4000 blocks of 16 bytes */
+    lkd_block_t stale, out;
+    bool replaced;
+    size_t before = lkd_table_memory();
+    for (uintptr_t i = 0; i < 4000; i++) {
+        lkd_block_t b = blk(16, 1, i + 1);
+        cr_assert(lkd_table_insert(base + i * 16, &b, &stale, &replaced));
+    }
+    size_t full = lkd_table_memory() - before;
+    cr_assert_geq(full, 4000 * 16, "4000 slots of 16 bytes: %zu", full);
+    for (uintptr_t i = 10; i < 4000; i++)
+        cr_assert(lkd_table_remove(base + i * 16, &out));
+    cr_assert_eq(lkd_table_memory() - before, full, "no shrinking on free");
+    lkd_fmt_block_t copy[10];
+    lkd_table_lock_all();
+    cr_assert_eq(lkd_table_copy(copy, 10), 10);
+    lkd_table_unlock_all();
+    size_t after = lkd_table_memory() - before;
+    cr_assert_leq(after, full - 4000 * 16 + 512, "shrunk when copied: %zu of %zu", after, full);
+    for (uintptr_t i = 0; i < 10; i++) {
+        cr_assert_eq(copy[i].address, base + i * 16);
+        cr_assert(lkd_table_remove(base + i * 16, &out), "block %zu survives the shrink", i);
+        cr_assert_eq(out.birth, i + 1);
+    }
+}
+
 #define THREADS 4
 #define PER_THREAD 50000
 
