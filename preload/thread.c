@@ -161,9 +161,8 @@ void lkd_thread_reset_peak(void)
         atomic_store_explicit(&self->delta_peak,
                               atomic_load_explicit(&self->bytes_delta, memory_order_relaxed),
                               memory_order_relaxed);
-    int64_t bytes = atomic_load_explicit(&global.bytes, memory_order_relaxed);
-    for (lkd_thread_t *t = head; t; t = t->next)
-        bytes += atomic_load_explicit(&t->bytes_delta, memory_order_relaxed);
+    int64_t bytes, peak;
+    current_and_peak(&bytes, &peak);
     atomic_store_explicit(&global.peak, bytes, memory_order_relaxed);
     pthread_mutex_unlock(&lock);
 }
