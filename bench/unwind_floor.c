@@ -6,8 +6,8 @@
  *
  *   UNWIND_FLOOR_DEPTH=N  frames of the program to capture, 0 to 256 (default 64, leakdiff's
  *                         default LEAKDIFF_DEPTH); 0 measures the interposition alone
- *   UNWIND_FLOOR_FP=1     walk the frame-pointer chain as LEAKDIFF_UNWIND=fp does (the walk of
- *                         preload/stack.c, same checks) instead of libunwind's unw_backtrace
+ *   UNWIND_FLOOR_FP=1     walk the frame-pointer chain as LEAKDIFF_UNWIND=fp does (the
+ *                         shim's own walk, preload/fp_walk.h) instead of unw_backtrace
  *
  * Hooks what the shim hooks to see allocations (preload/intercept.c), valloc and pvalloc
  * included (glibc does not route them through malloc), but reallocarray, which glibc builds
@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "../preload/fp_walk.h"
 
 #define MAX_DEPTH 256 /* LKD_FMT_MAX_DEPTH */
 /* Frames of this library a capture sees, both ways: capture() and the hook (unw_backtrace
@@ -94,41 +96,14 @@ __attribute__((noinline, cold)) static int init(void)
     return 1;
 }
 
-/* preload/stack.c's fp_bounds: this thread's stack, learned once (pthread_getattr_np reads
- * /proc/self/maps for the main thread, allocating: the caller holds busy). */
-__attribute__((noinline, cold)) static void fp_bounds(void)
-{
-    pthread_attr_t attr;
-    void *lo;
-    size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
-            stack_lo = (uintptr_t)lo;
-            stack_hi = (uintptr_t)lo + size;
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (!stack_hi)
-        stack_hi = 1; /* unknown: walk nothing rather than guess */
-}
-
-/* preload/stack.c's fp_walk, check for check. */
+/* preload/stack.c's fp_walk: the shared walk (preload/fp_walk.h), bounds learned once
+ * (pthread_getattr_np may allocate: the caller holds busy). */
 __attribute__((noinline)) static int fp_walk(void **buf, int max)
 {
     if (__builtin_expect(!stack_hi, 0))
-        fp_bounds();
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    int n = 0;
-    while (n < max && fp >= stack_lo && fp < stack_hi && stack_hi - fp >= 16 && !(fp & 7)) {
-        uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
-        if (!ret)
-            break;
-        buf[n++] = (void *)ret;
-        if (next <= fp)
-            break;
-        fp = next;
-    }
-    return n;
+        lkd_fp_bounds(&stack_lo, &stack_hi);
+    return (int)lkd_fp_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, buf,
+                            (uint32_t)max);
 }
 
 /* The stack of the allocation, thrown away. Out of line, as the shim's recording is. */

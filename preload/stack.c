@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "fp_walk.h"
 #include "leakdiff/format.h"
 #include "log.h"
 #include "uthash_arena.h"
@@ -97,42 +98,14 @@ bool lkd_stack_in_shim(uint64_t addr)
     return addr >= shim_start && addr < shim_end;
 }
 
-/* Learns this thread's stack bounds once, so the frame-pointer walk never reads outside. */
-__attribute__((noinline, cold)) static void fp_bounds(void)
-{
-    pthread_attr_t attr;
-    void *lo;
-    size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
-            stack_lo = (uintptr_t)lo;
-            stack_hi = (uintptr_t)lo + size;
-        }
-        pthread_attr_destroy(&attr);
-    }
-    if (!stack_hi)
-        stack_hi = 1; /* unknown: walk nothing rather than guess */
-}
-
-/* Walks the frame-pointer chain; stops at the first frame that does not look like one
- * (code built without frame pointers), documented as the fp mode's fallback. */
+/* Walks the frame-pointer chain from this frame (fp_walk.h); the thread's stack bounds are
+ * learned once. Stopping at the first frame that does not look like one is the fp mode's
+ * documented fallback. */
 __attribute__((noinline)) static uint32_t fp_walk(void **buf, uint32_t max)
 {
     if (__builtin_expect(!stack_hi, 0))
-        fp_bounds();
-    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-    uint32_t n = 0;
-    /* stack_hi - fp, not fp + 16: a wild rbp such as -16 must not wrap around the check. */
-    while (n < max && fp >= stack_lo && fp < stack_hi && stack_hi - fp >= 16 && !(fp & 7)) {
-        uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
-        if (!ret)
-            break;
-        buf[n++] = (void *)ret;
-        if (next <= fp)
-            break;
-        fp = next;
-    }
-    return n;
+        lkd_fp_bounds(&stack_lo, &stack_hi);
+    return lkd_fp_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, buf, max);
 }
 
 /* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped. */
