@@ -350,11 +350,14 @@ void lkd_reach_resume(void)
 
 /* ---- the scan -------------------------------------------------------------------------- */
 
-/* The blocks that start in one 4 KiB page: b[first .. first + count). */
-typedef struct page {
-    uint64_t key; /* page number + 1; 0 = empty */
-    uint32_t first, count;
-} page_t;
+/* A run of blocks whose start pages are at most CLUSTER_GAP pages apart. Its pages are
+ * indexed densely: first[base + k] is the index of the first block starting in page lo + k
+ * or after it, for k = 0 .. hi - lo + 1 (the last entry is the run's end). */
+#define CLUSTER_GAP 16
+typedef struct cluster {
+    uintptr_t lo, hi; /* the first and the last page in which one of its blocks starts */
+    size_t base;
+} cluster_t;
 
 typedef struct scan {
     lkd_fmt_block_t *b;
@@ -364,46 +367,85 @@ typedef struct scan {
     uint32_t *leader; /* per block: 1 + index of its clique's first block */
     uint32_t *work;   /* blocks whose contents are still to scan */
     size_t work_n;
-    uint32_t clique; /* 0 while scanning from roots, else 1 + the DIRECT block */
-    bool in_libc;    /* scanning libc's data, where glibc's malloc state lives */
-    page_t *pages;   /* open-addressing index: 4 KiB page -> the blocks starting in it */
-    size_t page_mask;
+    uint32_t clique;     /* 0 while scanning from roots, else 1 + the DIRECT block */
+    bool in_libc;        /* scanning libc's data, where glibc's malloc state lives */
+    cluster_t *clusters; /* the page index; NULL when out of memory */
+    size_t cluster_n;
+    size_t hint; /* the cluster of the last lookup */
+    uint32_t *first;
+    size_t first_n;
 } scan_t;
 
-static size_t page_hash(uint64_t key, size_t mask)
+static uintptr_t page_of(const scan_t *s, size_t i)
 {
-    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+    return s->b[i].address >> 12;
 }
 
 /* Indexes the blocks by the page they start in; false when out of memory (then every
- * lookup is a binary search over all blocks). A binary search over a million 40-byte
- * records missed the cache at every step: the scan of 1M blocks took 200 ms. */
+ * lookup is a binary search over all blocks, whose every step missed the cache: 200 ms for
+ * 1M blocks). The index is dense, not hashed: pointers in a heap mostly come in address
+ * order (an array of pointers to blocks allocated in turn), so consecutive lookups read
+ * neighbouring entries, where a hash table of pages missed the cache on every probe (a
+ * quarter of the lookups' time, perf). Clusters bound it: at most CLUSTER_GAP + 2 entries
+ * of 4 bytes per block, however sparse the heap. */
 static bool index_pages(scan_t *s)
 {
-    size_t pages = 0;
-    for (size_t i = 0; i < s->n; i++)
-        pages += !i || (s->b[i].address >> 12) != (s->b[i - 1].address >> 12);
-    size_t cap = 16;
-    while (cap < 2 * pages)
-        cap *= 2;
-    s->pages = lkd_arena_alloc(cap * sizeof *s->pages);
-    if (!s->pages)
+    size_t clusters = 0, entries = 0, lo = 0;
+    if (s->n >= UINT32_MAX)
         return false;
-    s->page_mask = cap - 1;
-    page_t *cur = NULL;
-    for (size_t i = 0; i < s->n; i++) {
-        uint64_t key = (s->b[i].address >> 12) + 1;
-        if (cur && cur->key == key) {
-            cur->count++;
+    for (size_t i = 1; i <= s->n; i++) {
+        if (i < s->n && page_of(s, i) - page_of(s, i - 1) <= CLUSTER_GAP)
             continue;
-        }
-        size_t h = page_hash(key, s->page_mask);
-        while (s->pages[h].key)
-            h = (h + 1) & s->page_mask;
-        cur = &s->pages[h];
-        *cur = (page_t){key, (uint32_t)i, 1};
+        entries += page_of(s, i - 1) - page_of(s, lo) + 2; /* closes the cluster at lo */
+        clusters++;
+        lo = i;
+    }
+    s->clusters = lkd_arena_alloc(clusters * sizeof *s->clusters);
+    s->first = lkd_arena_alloc(entries * sizeof *s->first);
+    if (!s->clusters || !s->first) {
+        lkd_arena_free(s->clusters, clusters * sizeof *s->clusters);
+        lkd_arena_free(s->first, entries * sizeof *s->first);
+        s->clusters = NULL;
+        s->first = NULL;
+        return false;
+    }
+    s->cluster_n = clusters;
+    s->first_n = entries;
+    size_t e = 0, c = 0;
+    for (size_t i = 0; i < s->n;) {
+        cluster_t *cl = &s->clusters[c++];
+        cl->lo = page_of(s, i);
+        cl->base = e;
+        uintptr_t next = cl->lo; /* the next page without an entry */
+        size_t j = i;
+        do {
+            for (; next <= page_of(s, j); next++)
+                s->first[e++] = (uint32_t)j;
+            j++;
+        } while (j < s->n && page_of(s, j) - page_of(s, j - 1) <= CLUSTER_GAP);
+        cl->hi = next - 1;
+        s->first[e++] = (uint32_t)j;
+        i = j;
     }
     return true;
+}
+
+/* The last cluster starting at or below page pg (the first one does: pg >= lo's page). */
+static const cluster_t *cluster_of(scan_t *s, uintptr_t pg)
+{
+    size_t h = s->hint;
+    if (s->clusters[h].lo <= pg && (h + 1 == s->cluster_n || s->clusters[h + 1].lo > pg))
+        return &s->clusters[h];
+    size_t lo = 0, hi = s->cluster_n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->clusters[mid].lo <= pg)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    s->hint = lo;
+    return &s->clusters[lo];
 }
 
 /* The last block at or below p among b[lo, hi) (which must start at or below p), by
@@ -420,14 +462,14 @@ static size_t last_at_or_below(const scan_t *s, size_t lo, size_t hi, uintptr_t 
     return lo;
 }
 
-/* The last block of page pg starting at or below p (the first one does). Blocks spread
- * over a page roughly evenly, so the guess from p's offset in the page is at most a step or
- * two off: a binary search there, each step a cache miss on a 40-byte record, was half of
- * the scan's time. At most the page's blocks (256 of 16 bytes) are stepped over. */
-static size_t last_in_page(const scan_t *s, const page_t *pg, uintptr_t p)
+/* The last of b[first, end), the blocks starting in p's page, that starts at or below p
+ * (the first one does). Blocks spread over a page roughly evenly, so the guess from p's
+ * offset in the page is at most a step or two off: a binary search there, each step a cache
+ * miss on a 40-byte record, was half of the scan's time. At most the page's blocks (256 of
+ * 16 bytes) are stepped over. */
+static size_t last_in_page(const scan_t *s, size_t first, size_t end, uintptr_t p)
 {
-    size_t first = pg->first, end = first + pg->count;
-    size_t i = first + (((p & 4095) * pg->count) >> 12);
+    size_t i = first + (((p & 4095) * (end - first)) >> 12);
     while (i > first && s->b[i].address > p)
         i--;
     while (i + 1 < end && s->b[i + 1].address <= p)
@@ -441,30 +483,29 @@ static bool inside(const lkd_fmt_block_t *b, uintptr_t p)
 }
 
 /* The block containing p (a pointer to its first byte, or anywhere inside it), or -1.
- * Most pointers point into a block that starts in the same page: one index probe. */
-static long find_block(const scan_t *s, uintptr_t p)
+ * Blocks do not overlap: only the last one starting at or below p can hold it. When p lies
+ * before the first block of its page, or in a page where none starts, that is the block
+ * before (glibc's free-list pointers aim there, at chunk headers: a search of all the
+ * blocks for each of them was most of the scan's time), and past a cluster's last page the
+ * cluster's last block. */
+static long find_block(scan_t *s, uintptr_t p)
 {
     if (p < s->lo || p >= s->hi)
         return -1;
-    if (s->pages) {
-        uint64_t key = (p >> 12) + 1;
-        for (size_t h = page_hash(key, s->page_mask); s->pages[h].key; h = (h + 1) & s->page_mask) {
-            const page_t *pg = &s->pages[h];
-            if (pg->key != key)
-                continue;
-            /* Blocks do not overlap: only the last one starting at or below p can hold it,
-             * and when p lies before this page's first block, that is the block before it
-             * (glibc's free-list pointers aim there, at chunk headers: a search of all the
-             * blocks for each of them was most of the scan's time). */
-            size_t i = pg->first;
-            if (s->b[i].address <= p)
-                i = last_in_page(s, pg, p);
-            else if (i-- == 0)
-                return -1;
-            return inside(&s->b[i], p) ? (long)i : -1;
-        }
+    size_t i;
+    if (s->clusters) {
+        uintptr_t pg = p >> 12;
+        const cluster_t *c = cluster_of(s, pg);
+        const uint32_t *f = &s->first[c->base + (pg > c->hi ? c->hi + 1 : pg) - c->lo];
+        if (pg <= c->hi && f[0] < f[1] && s->b[f[0]].address <= p)
+            i = last_in_page(s, f[0], f[1], p);
+        else if (f[0] == 0)
+            return -1;
+        else
+            i = f[0] - 1;
+    } else {
+        i = last_at_or_below(s, 0, s->n, p);
     }
-    size_t i = last_at_or_below(s, 0, s->n, p); /* the last block with address <= p */
     return inside(&s->b[i], p) ? (long)i : -1;
 }
 
@@ -775,8 +816,8 @@ static void classify(lkd_fmt_block_t *blocks, size_t n, roots_fn *roots, const v
         blocks[i].leader = l;
     }
 out:
-    if (s.pages)
-        lkd_arena_free(s.pages, (s.page_mask + 1) * sizeof *s.pages);
+    lkd_arena_free(s.clusters, s.cluster_n * sizeof *s.clusters);
+    lkd_arena_free(s.first, s.first_n * sizeof *s.first);
     lkd_arena_free(s.state, n);
     lkd_arena_free(s.leader, n * sizeof *s.leader);
     lkd_arena_free(s.work, n * sizeof *s.work);

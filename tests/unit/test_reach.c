@@ -112,3 +112,37 @@ Test(reach, lookups_across_pages)
     cr_expect_eq(verdict(&b[MID]), LKD_FMT_BLK_DIRECT, "nothing points into it");
     cr_expect_eq(verdict(&b[BIG]), LKD_FMT_BLK_REACHABLE, "pointed to from a page it covers");
 }
+
+/* Lookups across clusters: blocks whose pages are more than 16 apart are indexed in separate
+ * clusters. In 64 pages: BIG starts in page 0 and covers 30 pages, LONE starts in page 40,
+ * NEXT in page 41 and MISS in page 42 (the same cluster), LAST in page 63 (a third one).
+ * Pointers, in an order that sends the lookups back and forth between clusters and twice
+ * in a row to the same one: into LAST, into BIG from page 20 (past its cluster's last page),
+ * into NEXT, into LONE's last byte, before LONE in its page and into the gap after BIG
+ * (nothing: the block before them, BIG, ended), into LAST again. None into MISS. */
+Test(reach, lookups_across_clusters)
+{
+    static _Alignas(4096) unsigned char heap[64 * 4096];
+    enum { BIG, LONE, NEXT, MISS, LAST, COUNT };
+    uintptr_t base = (uintptr_t)heap;
+    lkd_fmt_block_t b[COUNT] = {
+        [BIG] = {.address = base + 64, .size = 30 * 4096},
+        [LONE] = {.address = base + 40 * 4096 + 256, .size = 64},
+        [NEXT] = {.address = base + 41 * 4096 + 16, .size = 16},
+        [MISS] = {.address = base + 42 * 4096, .size = 16},
+        [LAST] = {.address = base + 63 * 4096, .size = 32},
+    };
+    uintptr_t roots[] = {
+        b[LAST].address + 31,  base + 20 * 4096 + 8, b[NEXT].address + 8, b[LONE].address + 63,
+        base + 40 * 4096 + 8, base + 35 * 4096,     b[LAST].address,
+    };
+    enum { ROOTS = sizeof roots / sizeof *roots };
+    memset(heap, 0, sizeof heap);
+    const uintptr_t ranges[1][2] = {{(uintptr_t)roots, (uintptr_t)(roots + ROOTS)}};
+    lkd_reach_classify_ranges(b, COUNT, ranges, 1);
+    cr_expect_eq(verdict(&b[BIG]), LKD_FMT_BLK_REACHABLE, "pointed to past its cluster");
+    cr_expect_eq(verdict(&b[LONE]), LKD_FMT_BLK_REACHABLE, "first block of a cluster");
+    cr_expect_eq(verdict(&b[NEXT]), LKD_FMT_BLK_REACHABLE, "second block of a cluster");
+    cr_expect_eq(verdict(&b[MISS]), LKD_FMT_BLK_DIRECT, "nothing points into it");
+    cr_expect_eq(verdict(&b[LAST]), LKD_FMT_BLK_REACHABLE, "a cluster of its own");
+}
