@@ -188,13 +188,13 @@ static inline uint32_t displacement(const slot_t *slots, uint32_t i, uint32_t ca
     return distance(home_of(slots[i].key, cap), i, cap);
 }
 
-/* Places s, whose key is not in the table, into a table of cap slots known to have room:
- * it takes the place of the first member nearer its home than s is, and that member moves on
- * the same way (Robin Hood). */
-static inline void slot_place(slot_t *slots, uint32_t cap, const slot_t *s)
+/* Places s, whose key is not in the table, into a table of cap slots known to have room,
+ * from slot i, where s would be d slots from its home: it takes the place of the first
+ * member nearer its home than s is, and that member moves on the same way (Robin Hood). */
+static inline void slot_place_from(slot_t *slots, uint32_t cap, const slot_t *s, uint32_t i,
+                                   uint32_t d)
 {
     slot_t cur = *s;
-    uint32_t i = home_of(cur.key, cap), d = 0;
     while (slots[i].key) {
         uint32_t e = displacement(slots, i, cap);
         if (e < d) {
@@ -207,6 +207,11 @@ static inline void slot_place(slot_t *slots, uint32_t cap, const slot_t *s)
         d++;
     }
     slots[i] = cur;
+}
+
+static inline void slot_place(slot_t *slots, uint32_t cap, const slot_t *s)
+{
+    slot_place_from(slots, cap, s, home_of(s->key, cap), 0);
 }
 
 /* Rehashes a region into the slots of arena class cls; false when out of memory (the region
@@ -229,16 +234,21 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
     return true;
 }
 
-/* Index of key in the region, or -1. Region lock held. */
-static inline int64_t slot_find(const leaf_t *leaf, uint16_t key)
+/* Probes for key: true with its index in *at when present; false when absent, with *at
+ * and *dist where the probe stopped (an empty slot, or a member nearer its home than the
+ * key would be), which is where the key would go, that far from its home: an insertion
+ * starts there instead of probing again. Region lock held. */
+static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t *at, uint32_t *dist)
 {
     uint32_t cap = leaf->cap;
     for (uint32_t i = home_of(key, cap), d = 0;; i = next_slot(i, cap), d++) {
         uint16_t k = leaf->slots[i].key;
+        *at = i;
+        *dist = d;
         if (k == key)
-            return i;
+            return true;
         if (!k || displacement(leaf->slots, i, cap) < d)
-            return -1;
+            return false;
     }
 }
 
@@ -318,17 +328,20 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
     slot_t s = {(uint32_t)b->size, b->stack, (uint32_t)b->birth, (uint16_t)(b->birth >> 32),
                 key_of(addr)};
     bool ok = true;
+    uint32_t i, d;
     spin_lock(&leaf->lock);
-    int64_t i = slot_find(leaf, s.key);
-    if (__builtin_expect(i >= 0, 0)) {
+    if (__builtin_expect(slot_probe(leaf, s.key, &i, &d), 0)) {
         slot_read(&leaf->slots[i], stale);
         *replaced = true;
         leaf->slots[i] = s;
-    } else if (__builtin_expect((leaf->count + 1) * 4 > leaf->cap * 3, 0) &&
-               !leaf_resize(leaf, leaf->cls + 1u)) {
-        ok = false;
+    } else if (__builtin_expect((leaf->count + 1) * 4 > leaf->cap * 3, 0)) {
+        ok = leaf_resize(leaf, leaf->cls + 1u); /* failure keeps the table as it was */
+        if (ok) {
+            slot_place(leaf->slots, leaf->cap, &s);
+            leaf->count++;
+        }
     } else {
-        slot_place(leaf->slots, leaf->cap, &s);
+        slot_place_from(leaf->slots, leaf->cap, &s, i, d);
         leaf->count++;
     }
     spin_unlock(&leaf->lock);
@@ -341,15 +354,16 @@ bool lkd_table_remove(uintptr_t addr, lkd_block_t *out)
     leaf_t *leaf = (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
     if (!leaf || (addr & ((1u << GRANULE_SHIFT) - 1)))
         return overflow_remove(addr, out);
+    uint32_t i, d;
     spin_lock(&leaf->lock);
-    int64_t i = slot_find(leaf, key_of(addr));
-    if (i >= 0) {
+    bool found = slot_probe(leaf, key_of(addr), &i, &d);
+    if (found) {
         slot_read(&leaf->slots[i], out);
-        slot_delete(leaf, (uint32_t)i);
+        slot_delete(leaf, i);
         leaf->count--;
     }
     spin_unlock(&leaf->lock);
-    if (i < 0)
+    if (!found)
         return overflow_remove(addr, out); /* a large block may live in the overflow */
     return true;
 }
