@@ -35,8 +35,12 @@ static inline uint32_t lkd_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, voi
                                    uint32_t max)
 {
     uint32_t n = 0;
-    /* hi - fp, not fp + 16: a wild rbp such as -16 must not wrap around the check. */
-    while (n < max && fp >= lo && fp < hi && hi - fp >= 16 && !(fp & 7)) {
+    /* One unsigned comparison for lo <= fp && fp + 16 <= hi, so that a wild rbp such as -16
+     * cannot wrap around it (fp + 16 would). */
+    if (hi - lo < 16)
+        return 0;
+    uintptr_t span = hi - lo - 16;
+    while (n < max && fp - lo <= span && !(fp & 7)) {
         uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
         if (!ret)
             break;

@@ -123,10 +123,15 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
     }
     /* The shim's frames go: the hooks at the top, and the frame main() returns to
      * (intercept.c's __libc_start_main) near the bottom. */
-    uint32_t depth = 0;
-    for (uint32_t i = 0; i < n && depth < max; i++)
-        if (!lkd_stack_in_shim((uintptr_t)buf[i]))
-            frames[depth++] = (uintptr_t)buf[i];
+    uint32_t depth = 0, i = 0;
+    uintptr_t lo = shim_start, len = shim_end - shim_start; /* not reloaded after each store */
+    while (i < n && (uintptr_t)buf[i] - lo < len)
+        i++;
+    /* Branch-free below the hooks: a shim frame is written, then overwritten. */
+    for (; i < n && depth < max; i++) {
+        frames[depth] = (uintptr_t)buf[i];
+        depth += (uintptr_t)buf[i] - lo >= len;
+    }
     return depth;
 }
 
