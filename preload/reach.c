@@ -758,6 +758,10 @@ static bool scan_mappings(scan_t *s, const uintptr_t *sps, size_t nsp)
 __attribute__((noinline)) static void scan_roots(scan_t *s, const void *ctx)
 {
     (void)ctx;
+    /* The tracker's mappings again: the snapshot mapped its copy of the blocks (and the scan
+     * its own arrays) after lkd_reach_stop listed them, and that copy holds the address of
+     * every block. */
+    st.arena_n = lkd_arena_ranges(st.arena, st.arena_cap, &st.arena_complete);
     read_maps();
     uintptr_t sps[257];
     size_t nsp = 0;
