@@ -29,6 +29,7 @@
 #include "config.h"
 #include "parse.h"
 #include "log.h"
+#include "reach.h"
 #include "track.h"
 
 #define REQUEST_LABEL_MAX 256
@@ -159,6 +160,12 @@ static struct timespec watch_deadline(void)
     return t;
 }
 
+/* Wakes the writer to lend the exit snapshot's scan a hand (reach.h). */
+static void wake_writer(void)
+{
+    sem_post(&wake);
+}
+
 /* Waits for a request or the next interval tick (monotonic clock, so wall-clock changes do
  * not move it); serves whatever came. Never returns. */
 static void *writer_main(void *arg)
@@ -166,6 +173,7 @@ static void *writer_main(void *arg)
     (void)arg;
     lkd_guard = 1;
     atomic_store(&writer_tid, gettid());
+    lkd_reach_set_helper(wake_writer, (uintptr_t)__builtin_frame_address(0));
     struct timespec tick = now_mono();
     tick.tv_sec += lkd_config.interval;
     for (;;) {
@@ -178,6 +186,9 @@ static void *writer_main(void *arg)
         } else {
             sem_wait(&wake);
         }
+        void *scan = lkd_reach_claim(); /* the exit snapshot's scan, asking for a hand */
+        if (scan)
+            lkd_reach_help(scan);
         while (atomic_load(&pending) > 0) {
             atomic_fetch_sub(&pending, 1);
             serve_request();

@@ -43,5 +43,14 @@ void lkd_reach_exit_from(uintptr_t sp, const void *regs, size_t len);
 bool lkd_reach_stopped(void);
 /* Lets the stopped threads go on (they may still run destructors or be joined). */
 void lkd_reach_resume(void);
+/* A helper thread for the scan (the shim's writer, which runs while the world is stopped):
+ * the scan calls wake() when it offers part of its work, and goes on alone when nobody
+ * takes the offer. stack is an address in the helper's stack, whose mapping is then never
+ * a root (the helper holds block addresses there while it works). A helper takes the offer
+ * with lkd_reach_claim and, when that returns non-NULL, must then call lkd_reach_help with
+ * it (the scan waits for it), which returns once the shared part of the scan is over. */
+void lkd_reach_set_helper(void (*wake)(void), uintptr_t stack);
+void *lkd_reach_claim(void);
+void lkd_reach_help(void *claimed);
 
 #endif

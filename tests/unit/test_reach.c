@@ -3,6 +3,9 @@
  * real buffers, the roots a local array, so every verdict and leader is known exactly.
  */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,4 +148,93 @@ Test(reach, lookups_across_clusters)
     cr_expect_eq(verdict(&b[NEXT]), LKD_FMT_BLK_REACHABLE, "second block of a cluster");
     cr_expect_eq(verdict(&b[MISS]), LKD_FMT_BLK_DIRECT, "nothing points into it");
     cr_expect_eq(verdict(&b[LAST]), LKD_FMT_BLK_REACHABLE, "a cluster of its own");
+}
+
+/* The drain shared with a helper thread (the exit snapshot's writer): 20,000 blocks of 64
+ * bytes and an array of pointers to the even ones (160,000 bytes: scanned in three pieces,
+ * which the threads share). Among the odd ones, each of the form 4k + 1 points to the next
+ * odd one: 4k + 1 is a direct leak, 4k + 3 an indirect one under it. The verdicts must be
+ * the same with the helper (which joins before the scan starts, so the shared path is
+ * taken whatever the timing) and without. */
+#define MANY 20000
+static uintptr_t many[MANY][8];
+static uintptr_t *pointers[MANY];
+static pthread_t helper;
+static bool helped;
+
+static void *run_helper(void *claimed)
+{
+    lkd_reach_help(claimed);
+    return NULL;
+}
+
+static void wake_helper(void)
+{
+    void *claimed = lkd_reach_claim();
+    cr_assert_not_null(claimed, "the offer was open");
+    cr_assert_eq(pthread_create(&helper, NULL, run_helper, claimed), 0);
+    helped = true;
+}
+
+static int by_address(const void *a, const void *b)
+{
+    uint64_t x = ((const lkd_fmt_block_t *)a)->address, y = ((const lkd_fmt_block_t *)b)->address;
+    return x < y ? -1 : x > y;
+}
+
+static size_t index_of(const lkd_fmt_block_t *b, size_t n, uintptr_t address)
+{
+    lkd_fmt_block_t key = {.address = address};
+    const lkd_fmt_block_t *k = bsearch(&key, b, n, sizeof *b, by_address);
+    cr_assert_not_null(k, "no block at %#lx", (unsigned long)address);
+    return (size_t)(k - b);
+}
+
+static void classify_many(bool with_helper)
+{
+    static lkd_fmt_block_t b[MANY + 1];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i < MANY; i++) {
+        pointers[i] = i % 2 == 0 ? many[i] : NULL;
+        if (i % 4 == 1)
+            many[i][5] = (uintptr_t)many[i + 2];
+        b[i] = (lkd_fmt_block_t){.address = (uintptr_t)many[i], .size = sizeof many[i]};
+    }
+    b[MANY] = (lkd_fmt_block_t){.address = (uintptr_t)pointers, .size = sizeof pointers};
+    qsort(b, MANY + 1, sizeof *b, by_address);
+    uintptr_t roots[1] = {(uintptr_t)pointers};
+    const uintptr_t ranges[1][2] = {{(uintptr_t)roots, (uintptr_t)(roots + 1)}};
+    helped = false;
+    lkd_reach_set_helper(with_helper ? wake_helper : NULL, 0);
+    lkd_reach_classify_ranges(b, MANY + 1, ranges, 1);
+    lkd_reach_set_helper(NULL, 0);
+    if (helped)
+        pthread_join(helper, NULL);
+    cr_assert_eq(helped, with_helper);
+    size_t wrong = 0;
+    for (int i = 0; i < MANY; i++) {
+        const lkd_fmt_block_t *k = &b[index_of(b, MANY + 1, (uintptr_t)many[i])];
+        unsigned want = i % 2 == 0   ? LKD_FMT_BLK_REACHABLE
+                        : i % 4 == 1 ? LKD_FMT_BLK_DIRECT
+                                     : LKD_FMT_BLK_INDIRECT;
+        uint32_t leader = i % 4 == 3 ? 1 + (uint32_t)index_of(b, MANY + 1, (uintptr_t)many[i - 2])
+                                     : 0;
+        if (verdict(k) != want || k->leader != leader) {
+            if (wrong++ < 5)
+                cr_log_error("block %d: verdict %u leader %u, want %u and %u", i, verdict(k),
+                             k->leader, want, leader);
+        }
+    }
+    cr_expect_eq(wrong, 0, "%zu of %d blocks misjudged", wrong, MANY);
+    cr_expect_eq(verdict(&b[index_of(b, MANY + 1, (uintptr_t)pointers)]), LKD_FMT_BLK_REACHABLE);
+}
+
+Test(reach, shared_with_a_helper)
+{
+    classify_many(true);
+}
+
+Test(reach, same_verdicts_alone)
+{
+    classify_many(false);
 }
