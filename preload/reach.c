@@ -406,9 +406,8 @@ static bool index_pages(scan_t *s)
     size_t clusters = 0, entries = 0, lo = 0;
     if (s->n >= UINT32_MAX)
         return false;
-    for (size_t i = 0; i < s->n; i++)
-        s->pieces += pieces_of(s->b[i].size);
     for (size_t i = 1; i <= s->n; i++) {
+        s->pieces += pieces_of(s->b[i - 1].size);
         if (i < s->n && page_of(s, i) - page_of(s, i - 1) <= CLUSTER_GAP)
             continue;
         entries += page_of(s, i - 1) - page_of(s, lo) + 2; /* closes the cluster at lo */

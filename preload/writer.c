@@ -184,6 +184,7 @@ typedef struct gathered {
     uint64_t *frames;
     size_t frames_cap;
     lkd_fmt_stack_stat_t *stats;
+    uint64_t bytes; /* of the blocks copied, summed while their stacks are renumbered */
     lkd_fmt_module_t *modules;
     size_t modules_cap;
     strtab_t strings;
@@ -228,9 +229,11 @@ static int gather_stacks(gathered_t *g)
     uint32_t used = 0, depth;
     for (size_t i = 0; i < g->in.block_count; i++) {
         lkd_fmt_block_t *b = &g->blocks[i];
-        if (b->stack >= g->remap_n || !lkd_stack_frames(b->stack, &depth))
+        if (b->stack >= g->remap_n)
             return -EINVAL;
-        if (!g->remap[b->stack]) {
+        if (!g->remap[b->stack]) { /* a stack's first block: its record, once */
+            if (!lkd_stack_frames(b->stack, &depth))
+                return -EINVAL;
             g->remap[b->stack] = ++used;
             g->depths[used - 1] = depth;
             g->stats[used - 1].stack = used - 1;
@@ -239,6 +242,7 @@ static int gather_stacks(gathered_t *g)
         b->stack = g->remap[b->stack] - 1;
         g->stats[b->stack].bytes += b->size;
         g->stats[b->stack].blocks++;
+        g->bytes += b->size;
     }
     g->frames_cap += 1; /* never a zero-sized allocation */
     g->offsets = lkd_arena_alloc((size_t)g->remap_n * sizeof *g->offsets); /* used < remap_n */
@@ -318,9 +322,7 @@ static int live_totals(gathered_t *g)
     uint64_t rate = lkd_config.sample;
     size_t n = 2 * (g->in.stack_count ? g->in.stack_count : 1);
     t->blocks = rate ? 0 : g->in.block_count;
-    t->bytes = 0;
-    for (size_t i = 0; !rate && i < g->in.block_count; i++)
-        t->bytes += g->blocks[i].size;
+    t->bytes = rate ? 0 : g->bytes;
     if (!rate)
         return 0;
     double *sum = lkd_arena_alloc(n * sizeof *sum);
