@@ -34,7 +34,8 @@ workload are counted once with a tiny counting preload (bench/count_allocs.c).
 
 Then tracker memory per live block (bench/live_blocks.c holding 2M small blocks: VmRSS
 under leakdiff minus bare VmRSS, divided by the blocks), the exit snapshot of 1M blocks
-(time and bytes per block on disk) and `leakdiff diff` of two 1M-block snapshots.
+(time with the reachability scan and without it, bytes per block on disk) and `leakdiff
+diff` of two 1M-block snapshots.
 
 The C sources in bench/ are built here into build/bench/. The table is printed and
 written to build/bench.txt. Every run's output is checked against the bare run's, and a
@@ -268,22 +269,28 @@ def live_block_figures(blocks_mem, blocks_snap, rounds, scratch):
 
     # Exit snapshot: time from the program's last statement to its end, minus the same for
     # a bare run (process teardown); file size per block; then diff two such snapshots.
-    exits = {"bare": [], "leakdiff": []}
+    # "noscan": the same snapshot without the reachability scan (LEAKDIFF_REACHABILITY=0), as
+    # every snapshot taken before exit is.
+    exits = {"bare": [], "leakdiff": [], "noscan": []}
     snaps = []
     for r in range(max(2, rounds)):
-        for mode in ("bare", "leakdiff"):
+        for mode in ("bare", "leakdiff", "noscan"):
             child_env = None
-            if mode == "leakdiff":
+            if mode != "bare":
                 child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch}
+            if mode == "noscan":
+                child_env["LEAKDIFF_REACHABILITY"] = "0"
             _, _, stdout, end = measure([prog, str(blocks_snap)], base_env(), None, scratch,
                                         child_env)
             exits[mode].append(end - parse(stdout)[1])
-            if mode == "leakdiff":
+            if mode != "bare":
                 new = [n for n in exit_snapshots(scratch) if os.path.join(scratch, n) not in snaps]
                 if len(new) != 1:
                     die("live_blocks: expected one new exit snapshot, found %s" % new)
                 snaps.append(os.path.join(scratch, new[0]))
-    res["exit_ms"] = 1000 * (statistics.median(exits["leakdiff"]) - statistics.median(exits["bare"]))
+    bare_exit = statistics.median(exits["bare"])
+    res["exit_ms"] = 1000 * (statistics.median(exits["leakdiff"]) - bare_exit)
+    res["noscan_ms"] = 1000 * (statistics.median(exits["noscan"]) - bare_exit)
     res["disk_bytes_per_block"] = statistics.median(os.path.getsize(s) for s in snaps) / blocks_snap
     diffs = []
     if os.access(LEAKDIFF, os.X_OK):
@@ -362,9 +369,10 @@ def table(ws, mem, args, elapsed):
                      "VmRSS bare %s, under leakdiff %s)"
                      % (mem["bytes_per_block"], "{:,}".format(args.live_blocks),
                         fmt_mib(mem["rss_bare_kb"]), fmt_mib(mem["rss_leakdiff_kb"])))
-        lines.append("exit snapshot of %s live blocks: %.0f ms, %.1f B per block on disk  "
+        lines.append("exit snapshot of %s live blocks: %.0f ms with the reachability scan, %.0f ms "
+                     "without (as every snapshot before exit), %.1f B per block on disk  "
                      "(targets <= 150 ms, <= 10 B)"
-                     % ("{:,}".format(args.snapshot_blocks), mem["exit_ms"],
+                     % ("{:,}".format(args.snapshot_blocks), mem["exit_ms"], mem["noscan_ms"],
                         mem["disk_bytes_per_block"]))
         if "diff_s" in mem:
             lines.append("leakdiff diff of two %s-block snapshots: %.2f s  (target <= 2 s)"
