@@ -228,9 +228,10 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
     lkd_arena_free(leaf->slots, slots_bytes(leaf->cls));
     atomic_fetch_add_explicit(&leaf_bytes, slots_bytes(cls) - slots_bytes(leaf->cls),
                               memory_order_relaxed);
-    leaf->slots = slots;
+    /* atomic stores: lkd_table_prefetch reads these two without the lock */
+    __atomic_store_n(&leaf->slots, slots, __ATOMIC_RELAXED);
     leaf->cls = (uint16_t)cls;
-    leaf->cap = cap;
+    __atomic_store_n(&leaf->cap, cap, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -346,6 +347,18 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
     }
     spin_unlock(&leaf->lock);
     return ok;
+}
+
+/* lkd_table_prefetch - see table.h. Reads the region without its lock: a resize in between
+ * only makes the hint useless (a prefetch never faults, wherever it points). */
+void lkd_table_prefetch(uintptr_t addr)
+{
+    leaf_t *leaf = (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
+    if (!leaf)
+        return;
+    const slot_t *slots = __atomic_load_n(&leaf->slots, __ATOMIC_RELAXED);
+    uint32_t cap = __atomic_load_n(&leaf->cap, __ATOMIC_RELAXED);
+    __builtin_prefetch(&slots[home_of(key_of(addr), cap)], 1);
 }
 
 /* lkd_table_remove - forgets a block; true and its record when it was recorded. */

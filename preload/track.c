@@ -32,6 +32,7 @@
 #include "sample.h"
 #include "writer.h"
 #include "stack.h"
+#include "table.h"
 #include "thread.h"
 
 __thread int lkd_guard __attribute__((tls_model("initial-exec")));
@@ -105,6 +106,7 @@ void lkd_track_alloc(void *ptr, size_t size, size_t elem)
         return; /* stopped: new blocks are not recorded, frees still are */
     lkd_thread_t *t = self();
     lkd_guard = 1;
+    lkd_table_prefetch((uintptr_t)ptr); /* a likely cache miss, loaded while the stack is */
     uint32_t depth = lkd_stack_capture(frames, lkd_config.depth);
     if (__builtin_expect(elem == DTV_SLOT, 0) && depth && frames[0] >= loader_start &&
         frames[0] < loader_end && size >= tracker_tls * DTV_SLOT)
