@@ -625,14 +625,15 @@ static void drain_shared(scan_t *s)
 enum { OFFER_NONE, OFFER_OPEN, OFFER_TAKEN, OFFER_DONE };
 static atomic_int offer;
 static scan_t offered; /* the helper's copy: set before the offer opens, then only read */
-static void (*wake_helper)(void);
-static uintptr_t helper_stack; /* an address in the helper's stack: never a root */
+/* Set by the writer thread when it starts, which a very early exit may race with. */
+static _Atomic(void (*)(void)) wake_helper;
+static atomic_uintptr_t helper_stack; /* an address in the helper's stack: never a root */
 
 /* lkd_reach_set_helper - see reach.h. */
 void lkd_reach_set_helper(void (*wake)(void), uintptr_t stack)
 {
-    wake_helper = wake;
-    helper_stack = stack;
+    atomic_store(&helper_stack, stack);
+    atomic_store(&wake_helper, wake);
 }
 
 /* lkd_reach_claim - see reach.h. Joins the drain at once, so that it cannot end without
@@ -665,7 +666,8 @@ void lkd_reach_help(void *claimed)
 /* Offers s's drain to the helper; false when there is none (or no memory for the pool). */
 static bool offer_help(scan_t *s, pool_t *p)
 {
-    if (!wake_helper || s->n + s->pieces >= UINT32_MAX)
+    void (*wake)(void) = atomic_load(&wake_helper);
+    if (!wake || s->n + s->pieces >= UINT32_MAX)
         return false;
     p->items = lkd_arena_alloc((s->n + s->pieces) * sizeof *p->items);
     p->pieces = lkd_arena_alloc((s->pieces ? s->pieces : 1) * sizeof *p->pieces);
@@ -679,7 +681,7 @@ static bool offer_help(scan_t *s, pool_t *p)
     offered = *s; /* the blocks, marks and index shared; a stack of its own */
     offered.work = s->work + s->n + s->pieces;
     atomic_store_explicit(&offer, OFFER_OPEN, memory_order_release);
-    wake_helper();
+    wake();
     return true;
 }
 
@@ -990,8 +992,8 @@ __attribute__((noinline)) static void scan_roots(scan_t *s, const void *ctx)
     unsigned n = atomic_load(&recorded);
     sps[nsp++] = (uintptr_t)__builtin_frame_address(0);
     /* The helper's stack: it may hold the block addresses it is working on right now. */
-    if (helper_stack)
-        sps[nsp++] = helper_stack;
+    if (atomic_load(&helper_stack))
+        sps[nsp++] = atomic_load(&helper_stack);
     for (unsigned i = 0; i < n && i < st.thread_cap && nsp < 258; i++)
         if (st.threads[i].tid)
             sps[nsp++] = st.threads[i].sp;
