@@ -76,7 +76,8 @@ static struct {
     uintptr_t sp;
     uintptr_t regs[16];
 } exiting;
-static atomic_int parked; /* futex word: 1 while the world is stopped */
+static atomic_int parked;     /* futex word: 1 while the world is stopped */
+static _Atomic pid_t stopper; /* the thread that stopped the world, 0 when none did */
 
 /* ---- the stop handler ------------------------------------------------------------------- */
 
@@ -316,6 +317,7 @@ bool lkd_reach_stop(pid_t skip)
         atomic_store(&parked, 1);
         if (list_threads(skip)) {
             stop_threads();
+            atomic_store(&stopper, (pid_t)syscall(SYS_gettid));
             unlock_all();
             return st.stopped = true;
         }
@@ -336,7 +338,14 @@ void lkd_reach_exit_from(uintptr_t sp, const void *regs, size_t len)
 /* lkd_reach_stopped - see reach.h. */
 bool lkd_reach_stopped(void)
 {
-    return st.stopped;
+    return atomic_load(&stopper) == (pid_t)syscall(SYS_gettid);
+}
+
+/* lkd_reach_stopped_by_other - see reach.h. */
+bool lkd_reach_stopped_by_other(void)
+{
+    pid_t tid = atomic_load(&stopper);
+    return tid && tid != (pid_t)syscall(SYS_gettid);
 }
 
 /* lkd_reach_resume - see reach.h. */
@@ -347,6 +356,7 @@ void lkd_reach_resume(void)
     atomic_store(&parked, 0);
     futex(&parked, FUTEX_WAKE_PRIVATE, INT_MAX);
     st.stopped = false;
+    atomic_store(&stopper, 0);
 }
 
 /* ---- the scan -------------------------------------------------------------------------- */

@@ -39,8 +39,12 @@ void lkd_reach_classify_ranges(lkd_fmt_block_t *blocks, size_t n, const uintptr_
  * frames (which exit's own frames may not have overwritten) keeps nothing alive. The
  * callee-saved registers of that moment are roots. */
 void lkd_reach_exit_from(uintptr_t sp, const void *regs, size_t len);
-/* True between a successful lkd_reach_stop and lkd_reach_resume. */
+/* True in the thread that stopped the world, between a successful lkd_reach_stop and
+ * lkd_reach_resume. */
 bool lkd_reach_stopped(void);
+/* True while another thread has the world stopped: the writer thread, which keeps running,
+ * must then not write a snapshot of its own (reach.c). */
+bool lkd_reach_stopped_by_other(void);
 /* Lets the stopped threads go on (they may still run destructors or be joined). */
 void lkd_reach_resume(void);
 /* A helper thread for the scan (the shim's writer, which runs while the world is stopped):

@@ -432,13 +432,35 @@ static int write_file(const char *name, const lkd_snapfile_input_t *in)
     return err;
 }
 
+/* Takes the write lock once no other thread has the world stopped. The exit snapshot
+ * stops the other threads but this one (the writer), and takes the write lock only after:
+ * a snapshot the writer started in between would take the exit snapshot's place in
+ * classifying the blocks and letting the world go, or block for good on a lock a stopped
+ * thread holds (the loader's, in dl_iterate_phdr). Meanwhile the writer may lend the scan
+ * a hand. */
+static void lock_unless_stopped(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&write_lock);
+        if (!lkd_reach_stopped_by_other())
+            return;
+        pthread_mutex_unlock(&write_lock);
+        while (lkd_reach_stopped_by_other()) {
+            void *scan = lkd_reach_claim();
+            if (scan)
+                lkd_reach_help(scan);
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+    }
+}
+
 /* lkd_writer_write - writes <exe>.<pid>.<seq>.<label>.snap; 0 or -errno. Guard held.
  * totals: the tracker's counters; live bytes and blocks are recomputed from the copy. */
 int lkd_writer_write(const char *label, uint32_t flags, const lkd_fmt_totals_t *totals)
 {
     gathered_t g = {0};
     char safe_label[LABEL_MAX], exe[256], name[LABEL_MAX + 256 + 64];
-    pthread_mutex_lock(&write_lock);
+    lock_unless_stopped();
     const char *base = strrchr(lkd_modules_exe(), '/');
     sanitize(exe, sizeof exe, base ? base + 1 : lkd_modules_exe());
     sanitize(safe_label, sizeof safe_label, label);
