@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "reach.h"
+#include "table.h"
 
 #define N 9
 
@@ -237,4 +238,30 @@ Test(reach, shared_with_a_helper)
 Test(reach, same_verdicts_alone)
 {
     classify_many(false);
+}
+
+/* The world stopped by one thread is "stopped" for it alone: another thread (the writer)
+ * sees it stopped by someone else, and must not write a snapshot of its own until resume. */
+static void *ask_other(void *out)
+{
+    *(bool *)out = lkd_reach_stopped_by_other() && !lkd_reach_stopped();
+    return NULL;
+}
+
+Test(reach, stopped_for_the_stopper_only)
+{
+    pthread_t t;
+    bool other = false;
+    cr_assert(lkd_table_init()); /* the stop takes every lock of the shim, the table's too */
+    cr_assert(lkd_reach_stop(0), "no other thread to stop: stopping succeeds");
+    cr_expect(lkd_reach_stopped());
+    cr_expect(!lkd_reach_stopped_by_other());
+    cr_assert_eq(pthread_create(&t, NULL, ask_other, &other), 0);
+    pthread_join(t, NULL);
+    cr_expect(other, "another thread sees the world stopped by someone else");
+    lkd_reach_resume();
+    cr_expect(!lkd_reach_stopped());
+    cr_assert_eq(pthread_create(&t, NULL, ask_other, &other), 0);
+    pthread_join(t, NULL);
+    cr_expect(!other, "nothing stopped after resume");
 }
