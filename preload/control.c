@@ -186,9 +186,7 @@ static void *writer_main(void *arg)
         } else {
             sem_wait(&wake);
         }
-        void *scan = lkd_reach_claim(); /* the exit snapshot's scan, asking for a hand */
-        if (scan)
-            lkd_reach_help(scan);
+        lkd_reach_lend_a_hand(); /* the exit snapshot's scan may be asking for one */
         while (atomic_load(&pending) > 0) {
             atomic_fetch_sub(&pending, 1);
             serve_request();

@@ -673,6 +673,14 @@ void lkd_reach_help(void *claimed)
     atomic_store_explicit(&offer, OFFER_DONE, memory_order_release);
 }
 
+/* lkd_reach_lend_a_hand - see reach.h. */
+void lkd_reach_lend_a_hand(void)
+{
+    void *claimed = lkd_reach_claim();
+    if (claimed)
+        lkd_reach_help(claimed);
+}
+
 /* Offers s's drain to the helper; false when there is none (or no memory for the pool). */
 static bool offer_help(scan_t *s, pool_t *p)
 {

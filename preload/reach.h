@@ -56,5 +56,7 @@ void lkd_reach_resume(void);
 void lkd_reach_set_helper(void (*wake)(void), uintptr_t stack);
 void *lkd_reach_claim(void);
 void lkd_reach_help(void *claimed);
+/* Both in turn: what the helper does whenever it wakes. */
+void lkd_reach_lend_a_hand(void);
 
 #endif

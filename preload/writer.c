@@ -446,9 +446,7 @@ static void lock_unless_stopped(void)
             return;
         pthread_mutex_unlock(&write_lock);
         while (lkd_reach_stopped_by_other()) {
-            void *scan = lkd_reach_claim();
-            if (scan)
-                lkd_reach_help(scan);
+            lkd_reach_lend_a_hand();
             nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
     }
