@@ -8,6 +8,7 @@
 #define LKD_FP_WALK_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /* The calling thread's stack as [*lo, *hi); *hi = 1 when unknown, so nothing is walked
@@ -28,27 +29,48 @@ static inline void lkd_fp_bounds(uintptr_t *lo, uintptr_t *hi)
         *hi = 1;
 }
 
-/* Up to max return addresses from the frame fp up the chain; stops at the first frame that
- * does not look like one (code built without frame pointers): outside [lo, hi), misaligned,
- * a zero return address, or not moving up the stack. */
+/* A walk up the frame-pointer chain. It stops at the first frame that does not look like
+ * one (code built without frame pointers): outside the stack, misaligned, a zero return
+ * address, or not moving up the stack. */
+typedef struct lkd_fp_cursor {
+    uintptr_t fp, lo, span; /* next frame; fp is one when lo <= fp && fp + 16 <= hi */
+} lkd_fp_cursor_t;
+
+/* Starts at frame fp of a stack [lo, hi); false when the bounds leave no frame to walk. */
+static inline bool lkd_fp_start(lkd_fp_cursor_t *c, uintptr_t fp, uintptr_t lo, uintptr_t hi)
+{
+    if (hi - lo < 16)
+        return false;
+    c->fp = fp;
+    c->lo = lo;
+    c->span = hi - lo - 16;
+    return true;
+}
+
+/* The next return address up the chain, or 0 when the walk is over. One unsigned
+ * comparison checks lo <= fp && fp + 16 <= hi, so that a wild rbp such as -16 cannot wrap
+ * around it (fp + 16 would); a frame that does not move up the stack is the last. */
+static inline uintptr_t lkd_fp_next(lkd_fp_cursor_t *c)
+{
+    uintptr_t fp = c->fp;
+    if (fp - c->lo > c->span || (fp & 7))
+        return 0;
+    uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
+    c->fp = next > fp ? next : 1; /* 1: misaligned, ends the walk */
+    return ret;
+}
+
+/* Up to max return addresses from the frame fp up the chain. */
 static inline uint32_t lkd_fp_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, void **buf,
                                    uint32_t max)
 {
+    lkd_fp_cursor_t c;
     uint32_t n = 0;
-    /* One unsigned comparison for lo <= fp && fp + 16 <= hi, so that a wild rbp such as -16
-     * cannot wrap around it (fp + 16 would). */
-    if (hi - lo < 16)
+    uintptr_t ret;
+    if (!lkd_fp_start(&c, fp, lo, hi))
         return 0;
-    uintptr_t span = hi - lo - 16;
-    while (n < max && fp - lo <= span && !(fp & 7)) {
-        uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
-        if (!ret)
-            break;
+    while (n < max && (ret = lkd_fp_next(&c)))
         buf[n++] = (void *)ret;
-        if (next <= fp)
-            break;
-        fp = next;
-    }
     return n;
 }
 

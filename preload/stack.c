@@ -98,28 +98,99 @@ bool lkd_stack_in_shim(uint64_t addr)
     return addr >= shim_start && addr < shim_end;
 }
 
-/* Walks the frame-pointer chain from this frame (fp_walk.h); the thread's stack bounds are
- * learned once. Stopping at the first frame that does not look like one is the fp mode's
- * documented fallback. */
-__attribute__((noinline)) static uint32_t fp_walk(void **buf, uint32_t max)
+#define HASH_K 0x9e3779b97f4a7c15ull
+#define HASH_SEED 0x243f6a8885a308d3ull
+
+/* The 64-bit mix that ends both hashes. */
+static inline uint64_t hash_end(uint64_t h)
 {
-    if (__builtin_expect(!stack_hi, 0))
-        lkd_fp_bounds(&stack_lo, &stack_hi);
-    return lkd_fp_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, buf, max);
+    h = (h ^ (h >> 32)) * HASH_K;
+    return h ^ (h >> 29);
 }
 
-/* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped. */
-uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
+/* Four independent multiply lanes: a single serial chain cost ~4 cycles per frame, which
+ * profiling showed as 6% of a deep-stack workload. Collisions only cost a cache miss, since
+ * every hit is verified against the stored frames. */
+static uint64_t hash_lanes(const uint64_t *f, uint32_t depth)
+{
+    const uint64_t k = HASH_K;
+    uint64_t a = HASH_SEED ^ depth, b = 0x13198a2e03707344ull,
+             c = 0xa4093822299f31d0ull, d = 0x082efa98ec4e6c89ull;
+    uint32_t i = 0;
+    for (; i + 4 <= depth; i += 4) {
+        a = (a ^ f[i]) * k;
+        b = (b ^ f[i + 1]) * k;
+        c = (c ^ f[i + 2]) * k;
+        d = (d ^ f[i + 3]) * k;
+    }
+    for (; i < depth; i++)
+        a = (a ^ f[i]) * k;
+    return hash_end(a ^ (b >> 17 | b << 47) ^ (c >> 31 | c << 33) ^ (d >> 47 | d << 17));
+}
+
+/* fp mode's hash: one multiply chain, computed frame by frame during the walk, where it runs
+ * alongside the walk's own chain of dependent loads. */
+static inline uint64_t hash_step(uint64_t h, uint64_t frame)
+{
+    return (h ^ frame) * HASH_K;
+}
+
+static uint64_t hash_chain(const uint64_t *f, uint32_t depth)
+{
+    uint64_t h = HASH_SEED;
+    for (uint32_t i = 0; i < depth; i++)
+        h = hash_step(h, f[i]);
+    return hash_end(h ^ depth);
+}
+
+/* lkd_stack_hash - the hash lkd_stack_capture gives for these frames (it depends on the
+ * unwinding mode, fixed for the process). */
+uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth)
+{
+    return mode == LKD_FMT_UNWIND_FP ? hash_chain(frames, depth) : hash_lanes(frames, depth);
+}
+
+/* fp mode in one pass: walks the chain (fp_walk.h), drops the shim's frames and hashes the
+ * kept ones as it goes, with no buffer between the three (they were 40% of the tracker's
+ * instructions on a deep-stack loop as separate passes). The thread's stack bounds are
+ * learned once. Stopping at the first frame that does not look like one is the fp mode's
+ * documented fallback. */
+__attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t max,
+                                                     uint64_t *hash)
+{
+    lkd_fp_cursor_t c;
+    uint64_t h = HASH_SEED;
+    uint32_t depth = 0;
+    if (__builtin_expect(!stack_hi, 0))
+        lkd_fp_bounds(&stack_lo, &stack_hi);
+    if (lkd_fp_start(&c, (uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi)) {
+        uintptr_t lo = shim_start, len = shim_end - shim_start, ret;
+        while ((ret = lkd_fp_next(&c)) && ret - lo < len)
+            ; /* the hooks */
+        /* Below them, branch-free: a shim frame (the __libc_start_main wrapper) is written,
+         * then overwritten, and left out of the hash. */
+        for (; ret && depth < max; ret = lkd_fp_next(&c)) {
+            bool keep = ret - lo >= len;
+            frames[depth] = ret;
+            h = keep ? hash_step(h, ret) : h;
+            depth += keep;
+        }
+    }
+    *hash = hash_end(h ^ depth);
+    return depth;
+}
+
+/* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped, and
+ * their hash (lkd_stack_hash). */
+uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
 {
     void *buf[LKD_FMT_MAX_DEPTH + SHIM_FRAMES_MAX];
-    uint32_t want = max + SHIM_FRAMES_MAX, n;
+    uint32_t want = max + SHIM_FRAMES_MAX, n = 0;
     if (mode == LKD_FMT_UNWIND_FP)
-        n = fp_walk(buf, want);
-    else if (backtrace_fn) {
+        return fp_capture(frames, max, hash);
+    if (backtrace_fn) {
         int got = backtrace_fn(buf, (int)want);
         n = got > 0 ? (uint32_t)got : 0;
-    } else {
-        return 0;
     }
     /* The shim's frames go: the hooks at the top, and the frame main() returns to
      * (intercept.c's __libc_start_main) near the bottom. */
@@ -132,29 +203,8 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max)
         frames[depth] = (uintptr_t)buf[i];
         depth += (uintptr_t)buf[i] - lo >= len;
     }
+    *hash = hash_lanes(frames, depth);
     return depth;
-}
-
-/* Four independent multiply lanes: a single serial chain cost ~4 cycles per frame, which
- * profiling showed as 6% of a deep-stack workload. Collisions only cost a cache miss, since
- * every hit is verified against the stored frames. */
-static uint64_t hash_frames(const uint64_t *f, uint32_t depth)
-{
-    const uint64_t k = 0x9e3779b97f4a7c15ull;
-    uint64_t a = 0x243f6a8885a308d3ull ^ depth, b = 0x13198a2e03707344ull,
-             c = 0xa4093822299f31d0ull, d = 0x082efa98ec4e6c89ull;
-    uint32_t i = 0;
-    for (; i + 4 <= depth; i += 4) {
-        a = (a ^ f[i]) * k;
-        b = (b ^ f[i + 1]) * k;
-        c = (c ^ f[i + 2]) * k;
-        d = (d ^ f[i + 3]) * k;
-    }
-    for (; i < depth; i++)
-        a = (a ^ f[i]) * k;
-    uint64_t h = a ^ (b >> 17 | b << 47) ^ (c >> 31 | c << 33) ^ (d >> 47 | d << 17);
-    h = (h ^ (h >> 32)) * k;
-    return h ^ (h >> 29);
 }
 
 static stack_rec_t *rec_of(uint32_t id)
@@ -209,10 +259,10 @@ __attribute__((noinline)) static uint32_t insert_locked(const uint64_t *frames, 
     return id;
 }
 
-/* lkd_stack_intern - id of this stack, adding it when new; LKD_STACK_NONE on OOM. */
-uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth)
+/* lkd_stack_intern - id of this stack, whose hash is h (lkd_stack_hash), adding it when
+ * new; LKD_STACK_NONE on OOM. */
+uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
 {
-    uint64_t h = hash_frames(frames, depth);
     cache_entry_t *c = &cache[h & (CACHE_SIZE - 1)];
     if (c->hash == h && same(c->rec, frames, depth))
         return c->rec->id;

@@ -22,10 +22,14 @@
 /* Loads the unwinder and finds the shim's address range; false when no unwinder loaded
  * (stacks are then empty, and the snapshot says so). */
 bool lkd_stack_init(int unwind_mode);
-/* Captures up to max return addresses of the current thread, shim frames removed. */
-uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max);
-/* Interns a stack; returns its id, or LKD_STACK_NONE when out of memory. */
-uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth);
+/* Captures up to max return addresses of the current thread, shim frames removed, and
+ * their hash (the one lkd_stack_hash gives). */
+uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash);
+/* The hash of a stack, as lkd_stack_capture computes it. */
+uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth);
+/* Interns a stack whose hash is hash; returns its id, or LKD_STACK_NONE when out of
+ * memory. */
+uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t hash);
 /* Frames of a stack id (immutable once interned); NULL for an unknown id. */
 const uint64_t *lkd_stack_frames(uint32_t id, uint32_t *depth);
 /* Number of interned stacks (ids are 0 .. count-1). */

@@ -107,11 +107,12 @@ void lkd_track_alloc(void *ptr, size_t size, size_t elem)
     lkd_thread_t *t = self();
     lkd_guard = 1;
     lkd_table_prefetch((uintptr_t)ptr); /* a likely cache miss, loaded while the stack is */
-    uint32_t depth = lkd_stack_capture(frames, lkd_config.depth);
+    uint64_t hash;
+    uint32_t depth = lkd_stack_capture(frames, lkd_config.depth, &hash);
     if (__builtin_expect(elem == DTV_SLOT, 0) && depth && frames[0] >= loader_start &&
         frames[0] < loader_end && size >= tracker_tls * DTV_SLOT)
         size -= tracker_tls * DTV_SLOT;
-    uint32_t id = lkd_stack_intern(frames, depth);
+    uint32_t id = lkd_stack_intern(frames, depth, hash);
     if (__builtin_expect(id == LKD_STACK_NONE || !t, 0)) {
         lkd_track_lost("out of memory for the stack table");
     } else {

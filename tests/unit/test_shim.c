@@ -203,16 +203,21 @@ Test(table, concurrent_threads_exact)
     cr_assert_eq(bytes, (uint64_t)(PER_THREAD / 2) * (1 + 2 + 3 + 4));
 }
 
+static uint32_t intern(const uint64_t *frames, uint32_t depth)
+{
+    return lkd_stack_intern(frames, depth, lkd_stack_hash(frames, depth));
+}
+
 Test(stack, interning_dedups)
 {
     uint64_t a[] = {0x401000, 0x401100, 0x401200}, b[] = {0x401000, 0x401100, 0x401300};
-    uint32_t ia = lkd_stack_intern(a, 3), ib = lkd_stack_intern(b, 3);
+    uint32_t ia = intern(a, 3), ib = intern(b, 3);
     cr_assert_neq(ia, ib);
-    cr_assert_eq(lkd_stack_intern(a, 3), ia);
-    cr_assert_eq(lkd_stack_intern(a, 2), lkd_stack_intern(b, 2), "same prefix stacks");
-    cr_assert_neq(lkd_stack_intern(a, 2), ia);
-    uint32_t empty = lkd_stack_intern(NULL, 0), depth;
-    cr_assert_eq(lkd_stack_intern(NULL, 0), empty);
+    cr_assert_eq(intern(a, 3), ia);
+    cr_assert_eq(intern(a, 2), intern(b, 2), "same prefix stacks");
+    cr_assert_neq(intern(a, 2), ia);
+    uint32_t empty = intern(NULL, 0), depth;
+    cr_assert_eq(intern(NULL, 0), empty);
     const uint64_t *f = lkd_stack_frames(ib, &depth);
     cr_assert_eq(depth, 3);
     cr_assert_eq(f[2], 0x401300);
@@ -225,7 +230,7 @@ static void *intern_worker(void *arg)
     uintptr_t *ids = arg;
     for (uint64_t i = 0; i < 2000; i++) {
         uint64_t frames[5] = {0x1000, 0x2000 + i % 500, 0x3000, 0x4000, i % 500};
-        ids[i] = lkd_stack_intern(frames, 5);
+        ids[i] = intern(frames, 5);
     }
     return NULL;
 }
@@ -247,7 +252,10 @@ Test(stack, concurrent_interning_agrees)
 
 static __attribute__((noinline)) uint32_t capture_here(uint64_t *frames)
 {
-    return lkd_stack_capture(frames, 16);
+    uint64_t hash;
+    uint32_t n = lkd_stack_capture(frames, 16, &hash);
+    cr_assert_eq(hash, lkd_stack_hash(frames, n), "capture's hash is lkd_stack_hash's");
+    return n;
 }
 
 Test(stack, capture_skips_own_module)
@@ -259,6 +267,17 @@ Test(stack, capture_skips_own_module)
      * and the test body) are dropped, so the stack starts in Criterion, which called it. */
     cr_assert_gt(n, 0);
     cr_assert_not(lkd_stack_in_shim(frames[0]));
+}
+
+/* The same in fp mode, whose walk drops the shim's frames and hashes as it goes. */
+Test(stack, fp_capture_skips_own_module)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_FP));
+    uint64_t frames[16];
+    uint32_t n = capture_here(frames);
+    cr_assert_gt(n, 0);
+    for (uint32_t i = 0; i < n; i++)
+        cr_assert_not(lkd_stack_in_shim(frames[i]), "frame %u in the shim", i);
 }
 
 #include "thread.h"
