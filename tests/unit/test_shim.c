@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "arena.h"
@@ -158,6 +159,111 @@ Test(table, regions_shrink_when_copied)
         cr_assert_eq(copy[i].address, base + i * 16);
         cr_assert(lkd_table_remove(base + i * 16, &out), "block %zu survives the shrink", i);
         cr_assert_eq(out.birth, i + 1);
+    }
+}
+
+/* Random churn over every granule of one region, against a model: the region's table runs
+ * near its 3/4 load and through its growths, with insertions, replacements and the shifts of
+ * deletions. */
+Test(table, full_region_churn_matches_model)
+{
+    cr_assert(lkd_table_init());
+    enum { GRANULES = 4096 };
+    const uintptr_t base = 0x580000000000;
+    static uint64_t model[GRANULES]; /* birth of the block recorded there, 0 = none */
+    lkd_block_t stale, out;
+    bool replaced;
+    uint64_t x = 88172645463325252ull, birth = 0;
+    for (int op = 0; op < 400000; op++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        unsigned g = (unsigned)(x % GRANULES);
+        uintptr_t a = base + (uintptr_t)g * 16;
+        if ((x >> 32) % 8 < 5) { /* inserts outnumber removals: the region fills up */
+            lkd_block_t b = blk(g, g, ++birth);
+            cr_assert(lkd_table_insert(a, &b, &stale, &replaced));
+            cr_assert_eq(replaced, model[g] != 0, "granule %u", g);
+            if (replaced)
+                cr_assert_eq(stale.birth, model[g]);
+            model[g] = birth;
+        } else {
+            bool found = lkd_table_remove(a, &out);
+            cr_assert_eq(found, model[g] != 0, "granule %u, op %d", g, op);
+            if (found)
+                cr_assert_eq(out.birth, model[g]);
+            model[g] = 0;
+        }
+    }
+    static lkd_fmt_block_t copy[GRANULES];
+    lkd_table_lock_all();
+    size_t got = lkd_table_copy(copy, GRANULES);
+    lkd_table_unlock_all();
+    size_t j = 0;
+    for (unsigned g = 0; g < GRANULES; g++) {
+        if (!model[g])
+            continue;
+        cr_assert_lt(j, got);
+        cr_assert_eq(copy[j].address, base + (uintptr_t)g * 16);
+        cr_assert_eq(copy[j].birth, model[g]);
+        j++;
+    }
+    cr_assert_eq(j, got);
+}
+
+/* Granules whose home slots coincide at any small capacity: the n consecutive ones, in
+ * the order of table.c's Fibonacci hash of granule + 1, with the narrowest spread. */
+static int by_hash(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void colliding_granules(unsigned *out, unsigned n)
+{
+    static uint32_t h[4096];
+    for (uint32_t g = 0; g < 4096; g++)
+        h[g] = (g + 1) * 0x9e3779b1u;
+    qsort(h, 4096, sizeof *h, by_hash);
+    unsigned best = 0;
+    for (unsigned i = 1; i + n <= 4096; i++)
+        if (h[i + n - 1] - h[i] < h[best + n - 1] - h[best])
+            best = i;
+    for (unsigned i = 0; i < n; i++)
+        for (uint32_t g = 0; g < 4096; g++)
+            if ((g + 1) * 0x9e3779b1u == h[best + i])
+                out[i] = g;
+}
+
+/* One probe run of 24 blocks with one home (members up to 23 slots from it), through
+ * insertion, lookups and the shifts of every deletion. */
+Test(table, long_probe_runs)
+{
+    cr_assert(lkd_table_init());
+    enum { N = 24 };
+    const uintptr_t base = 0x590000000000;
+    unsigned g[N];
+    lkd_block_t stale, out;
+    bool replaced;
+    colliding_granules(g, N);
+    for (unsigned i = 0; i < N; i++) {
+        lkd_block_t b = blk(g[i], i, i + 1);
+        cr_assert(lkd_table_insert(base + g[i] * 16, &b, &stale, &replaced));
+        cr_assert_not(replaced);
+    }
+    for (unsigned i = 0; i < N; i++) { /* from the middle of the run outwards */
+        unsigned k = (i * 7 + 5) % N;
+        cr_assert(lkd_table_remove(base + g[k] * 16, &out), "granule %u", g[k]);
+        cr_assert_eq(out.birth, k + 1);
+        for (unsigned j = 0; j < N; j++) {
+            bool gone = false;
+            for (unsigned m = 0; m <= i; m++)
+                gone |= (m * 7 + 5) % N == j;
+            if (gone)
+                continue;
+            lkd_block_t b = blk(g[j], j, j + 1); /* lookup by replacing with the same */
+            cr_assert(lkd_table_insert(base + g[j] * 16, &b, &stale, &replaced));
+            cr_assert(replaced, "granule %u lost after %u removals", g[j], i + 1);
+            cr_assert_eq(stale.birth, j + 1);
+        }
     }
 }
 
