@@ -114,8 +114,8 @@ static inline uint64_t hash_end(uint64_t h)
 static uint64_t hash_lanes(const uint64_t *f, uint32_t depth)
 {
     const uint64_t k = HASH_K;
-    uint64_t a = HASH_SEED ^ depth, b = 0x13198a2e03707344ull,
-             c = 0xa4093822299f31d0ull, d = 0x082efa98ec4e6c89ull;
+    uint64_t a = HASH_SEED ^ depth, b = 0x13198a2e03707344ull, c = 0xa4093822299f31d0ull,
+             d = 0x082efa98ec4e6c89ull;
     uint32_t i = 0;
     for (; i + 4 <= depth; i += 4) {
         a = (a ^ f[i]) * k;
@@ -155,8 +155,7 @@ uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth)
  * instructions on a deep-stack loop as separate passes). The thread's stack bounds are
  * learned once. Stopping at the first frame that does not look like one is the fp mode's
  * documented fallback. */
-__attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t max,
-                                                     uint64_t *hash)
+__attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
 {
     lkd_fp_cursor_t c;
     uint64_t h = HASH_SEED;

@@ -80,7 +80,8 @@ Test(table, insert_remove_replace)
 Test(table, overflow_records)
 {
     cr_assert(lkd_table_init());
-    lkd_block_t huge = blk((uint64_t)5 << 32, 1, 3), odd = blk(10, 2, 4), late = blk(1, 3, (uint64_t)1 << 50);
+    lkd_block_t huge = blk((uint64_t)5 << 32, 1, 3), odd = blk(10, 2, 4),
+                late = blk(1, 3, (uint64_t)1 << 50);
     lkd_block_t out, stale;
     bool replaced;
     cr_assert(lkd_table_insert(0x7f0000001000, &huge, &stale, &replaced));
