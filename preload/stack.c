@@ -179,14 +179,13 @@ __attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t 
     return depth;
 }
 
-/* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped, and
- * their hash (lkd_stack_hash). */
-uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
+/* libunwind's unw_backtrace into a buffer, then the shim's frames dropped and the rest
+ * hashed. Out of line, so that fp mode's capture does not set up its buffer. */
+__attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint32_t max,
+                                                         uint64_t *hash)
 {
     void *buf[LKD_FMT_MAX_DEPTH + SHIM_FRAMES_MAX];
     uint32_t want = max + SHIM_FRAMES_MAX, n = 0;
-    if (mode == LKD_FMT_UNWIND_FP)
-        return fp_capture(frames, max, hash);
     if (backtrace_fn) {
         int got = backtrace_fn(buf, (int)want);
         n = got > 0 ? (uint32_t)got : 0;
@@ -204,6 +203,15 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
     }
     *hash = hash_lanes(frames, depth);
     return depth;
+}
+
+/* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped, and
+ * their hash (lkd_stack_hash). */
+uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
+{
+    if (mode == LKD_FMT_UNWIND_FP)
+        return fp_capture(frames, max, hash);
+    return unwind_capture(frames, max, hash);
 }
 
 static stack_rec_t *rec_of(uint32_t id)

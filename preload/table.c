@@ -7,14 +7,15 @@
  *   so a lookup needs no lock until it reaches the region.
  * - Slots hold blocks whose address is 16-byte aligned, size < SIZE_BIG and birth < 2^48;
  *   any other block goes to the overflow table (uthash, rare).
- * - A region's slots come in groups of 8: their 2-byte keys (granule in the region + 1;
- *   0 = empty), the births' high 16 bits, then 12 bytes each of size, stack and birth, so that
- *   a block's key and record are near each other (three separate arrays, three cache lines
- *   per block, cost python3 6%). Keys are probed a group at a time (one 16-byte vector
- *   compare finds the key or an empty slot in a group), and
- *   a key lives in the first group from its home group that had room: a lookup stops at the
- *   first group with an empty slot. A deletion from a group that was full moves back into it
- *   a key from a later group that passed through it, and so on (no tombstones).
+ * - A region's slots come in groups of 8: their 2-byte keys (granule in the region + 1, 13
+ *   bits; 0 = empty), the births' high 16 bits, then 12 bytes each of size, stack and birth,
+ *   so that a block's key and record are near each other (three separate arrays, three cache
+ *   lines per block, cost python3 6%). Keys are probed a group at a time: one 16-byte vector
+ *   compare finds the key or an empty slot in a group. A key lives in the first group from
+ *   its home group that had room; each full group it went past counts it (the group's
+ *   overflow count, in the spare top bits of its first two keys), and a lookup stops at the
+ *   first group whose count is zero. A deletion only counts down the groups its key went
+ *   past: no key moves, no tombstones (the idea is F14's, folly's hash table).
  *   Per-slot probing (Robin Hood, before) ran a few slots on every insert and remove, in
  *   loops whose lengths the branch predictor could not guess: the table was 38% of a
  *   deep-stack malloc loop's time (perf), and 30% less with the load kept under 1/4.
@@ -53,7 +54,10 @@
 #define SIZE_BIG UINT32_MAX
 #define BIRTH_MAX ((uint64_t)1 << 48)
 
-#define GROUP 8 /* keys per probe group: 16 bytes */
+#define GROUP 8     /* keys per probe group: 16 bytes */
+#define KEY_BITS 13 /* granule + 1: 1 .. 4096 */
+#define KEY_MASK ((1u << KEY_BITS) - 1)
+#define OVF_MAX 63 /* 3 spare bits in each of 2 keys */
 
 /* A slot's record; its key and the birth's high bits are in its group's arrays. */
 typedef struct slot_val {
@@ -155,10 +159,10 @@ static unsigned group_class(unsigned cls)
     return cls;
 }
 
-/* Slot i's key. */
-static inline uint16_t *key_at(const leaf_t *leaf, uint32_t i)
+/* Slot i's key (0: empty). */
+static inline uint16_t key_at(const leaf_t *leaf, uint32_t i)
 {
-    return &leaf->groups[i / GROUP].keys[i % GROUP];
+    return leaf->groups[i / GROUP].keys[i % GROUP] & KEY_MASK;
 }
 
 /* Bits 2i and 2i + 1 set when group g's key i == key: one vector compare (a loop where SSE2
@@ -166,14 +170,33 @@ static inline uint16_t *key_at(const leaf_t *leaf, uint32_t i)
 static inline unsigned group_match(const group_t *groups, uint32_t g, uint16_t key)
 {
 #if defined(__SSE2__)
-    __m128i v = _mm_loadu_si128((const __m128i *)groups[g].keys);
+    __m128i v =
+        _mm_and_si128(_mm_loadu_si128((const __m128i *)groups[g].keys), _mm_set1_epi16(KEY_MASK));
     return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16((short)key)));
 #else
     unsigned m = 0;
     for (unsigned i = 0; i < GROUP; i++)
-        m |= (groups[g].keys[i] == key ? 3u : 0u) << 2 * i;
+        m |= ((groups[g].keys[i] & KEY_MASK) == key ? 3u : 0u) << 2 * i;
     return m;
 #endif
+}
+
+/* A group's overflow count: how many keys went on past it because it was full. It lives in
+ * the spare top bits of the group's first two keys, and saturates: a count that reached
+ * OVF_MAX stays there (probes then go on past the group) until the region is rehashed. */
+static inline unsigned ovf_get(const group_t *g)
+{
+    return (unsigned)(g->keys[0] >> KEY_BITS) | (unsigned)(g->keys[1] >> KEY_BITS) << 3;
+}
+
+static inline void ovf_add(group_t *g, int delta)
+{
+    unsigned n = ovf_get(g);
+    if (n == OVF_MAX)
+        return;
+    n += (unsigned)delta;
+    g->keys[0] = (uint16_t)((g->keys[0] & KEY_MASK) | (n & 7) << KEY_BITS);
+    g->keys[1] = (uint16_t)((g->keys[1] & KEY_MASK) | (n >> 3) << KEY_BITS);
 }
 
 static inline uint32_t first_of(uint32_t g, unsigned mask)
@@ -227,13 +250,16 @@ out:
     return leaf;
 }
 
-/* Where key would go: the first empty slot from its home group on (the table has room). */
-static inline uint32_t slot_free(const group_t *groups, uint32_t cap, uint16_t key)
+/* Takes a slot for key, not in the table, which has room: the first empty slot from its home
+ * group on; each full group passed on the way counts one more key gone past it. */
+static inline uint32_t slot_take(group_t *groups, uint32_t cap, uint32_t home)
 {
-    uint32_t g = home_of(key, cap);
+    uint32_t g = home;
     unsigned e;
-    while (!(e = group_match(groups, g, 0)))
+    while (!(e = group_match(groups, g, 0))) {
+        ovf_add(&groups[g], 1);
         g = next_group(g, cap);
+    }
     return first_of(g, e);
 }
 
@@ -248,12 +274,12 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
     uint32_t cap = (uint32_t)(slots_bytes(cls) / SLOT_BYTES);
     for (uint32_t i = 0; i < leaf->cap; i++) {
         const group_t *from = &leaf->groups[i / GROUP];
-        uint16_t key = from->keys[i % GROUP];
+        uint16_t key = key_at(leaf, i);
         if (!key)
             continue;
-        uint32_t j = slot_free(groups, cap, key);
+        uint32_t j = slot_take(groups, cap, home_of(key, cap));
         group_t *to = &groups[j / GROUP];
-        to->keys[j % GROUP] = key;
+        to->keys[j % GROUP] |= key;
         to->birth_hi[j % GROUP] = from->birth_hi[i % GROUP];
         to->vals[j % GROUP] = from->vals[i % GROUP];
     }
@@ -267,22 +293,19 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
     return true;
 }
 
-/* Probes for key: true with its slot in *at when present; false when absent, with *at the
- * slot it would take (the first empty one of the first group with room, where the probe
- * stopped): an insertion puts it there without probing again. Region lock held. */
-static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t *at)
+/* Probes for key, whose home group is home: true with its slot in *at when present. A group
+ * no key went past ends the probe. Region lock held. */
+static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t home, uint32_t *at)
 {
     uint32_t cap = leaf->cap;
-    for (uint32_t g = home_of(key, cap);; g = next_group(g, cap)) {
-        unsigned m = group_match(leaf->groups, g, key), e;
+    for (uint32_t g = home;; g = next_group(g, cap)) {
+        unsigned m = group_match(leaf->groups, g, key);
         if (m) {
             *at = first_of(g, m);
             return true;
         }
-        if ((e = group_match(leaf->groups, g, 0))) {
-            *at = first_of(g, e);
+        if (!ovf_get(&leaf->groups[g]))
             return false;
-        }
     }
 }
 
@@ -298,52 +321,19 @@ static inline void slot_read(const leaf_t *leaf, uint32_t i, lkd_block_t *out)
 static inline void slot_write(leaf_t *leaf, uint32_t i, uint16_t key, const lkd_block_t *b)
 {
     group_t *g = &leaf->groups[i / GROUP];
-    g->keys[i % GROUP] = key;
+    g->keys[i % GROUP] = (uint16_t)((g->keys[i % GROUP] & ~KEY_MASK) | key);
     g->birth_hi[i % GROUP] = (uint16_t)(b->birth >> 32);
     g->vals[i % GROUP] = (slot_val_t){(uint32_t)b->size, b->stack, (uint32_t)b->birth};
 }
 
-static inline void slot_move(leaf_t *leaf, uint32_t to, uint32_t from)
+/* Empties slot i: the groups its key went past, from its home group g on, count one key
+ * fewer. */
+static void slot_delete(leaf_t *leaf, uint32_t i, uint32_t g)
 {
-    group_t *t = &leaf->groups[to / GROUP], *f = &leaf->groups[from / GROUP];
-    t->keys[to % GROUP] = f->keys[from % GROUP];
-    t->birth_hi[to % GROUP] = f->birth_hi[from % GROUP];
-    t->vals[to % GROUP] = f->vals[from % GROUP];
-    f->keys[from % GROUP] = 0;
-}
-
-/* Groups from a to b, going forward (a itself is 0). */
-static inline uint32_t groups_between(uint32_t a, uint32_t b, uint32_t cap)
-{
-    return b >= a ? b - a : b + cap / GROUP - a;
-}
-
-/* Empties slot i. Keys that probed through its group found it full and went on; while the
- * hole is in a group that was full, a key from a later group whose home is at or before the
- * hole's group moves into it, and the hole moves to where that key was. A group that had
- * room ends it: no probe went past it. */
-static void slot_delete(leaf_t *leaf, uint32_t i)
-{
-    uint32_t cap = leaf->cap, hole = i / GROUP;
-    bool had_room = group_match(leaf->groups, hole, 0) != 0;
-    *key_at(leaf, i) = 0;
-    if (__builtin_expect(had_room, 1))
-        return;
-    for (uint32_t g = next_group(hole, cap); g != hole; g = next_group(g, cap)) {
-        bool room = group_match(leaf->groups, g, 0) != 0;
-        uint32_t back = groups_between(hole, g, cap);
-        for (uint32_t j = g * GROUP; j < (g + 1) * GROUP; j++) {
-            uint16_t k = *key_at(leaf, j);
-            if (k && groups_between(home_of(k, cap), g, cap) >= back) {
-                slot_move(leaf, i, j);
-                i = j;
-                hole = g;
-                break;
-            }
-        }
-        if (room)
-            return; /* nothing probed past g */
-    }
+    uint32_t cap = leaf->cap, at = i / GROUP;
+    leaf->groups[at].keys[i % GROUP] &= (uint16_t)~KEY_MASK;
+    for (; g != at; g = next_group(g, cap))
+        ovf_add(&leaf->groups[g], -1);
 }
 
 static bool overflow_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale,
@@ -402,19 +392,20 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
     bool ok = true;
     uint32_t i;
     spin_lock(&leaf->lock);
-    if (__builtin_expect(slot_probe(leaf, key, &i), 0)) {
+    uint32_t home = home_of(key, leaf->cap);
+    if (__builtin_expect(slot_probe(leaf, key, home, &i), 0)) {
         slot_read(leaf, i, stale);
         *replaced = true;
         slot_write(leaf, i, key, b);
-    } else if (__builtin_expect((leaf->count + 1) * 4 > leaf->cap * 3, 0)) {
-        ok = leaf_resize(leaf, leaf->cls + 1u); /* failure keeps the table as it was */
+    } else {
+        if (__builtin_expect((leaf->count + 1) * 4 > leaf->cap * 3, 0)) {
+            ok = leaf_resize(leaf, leaf->cls + 1u); /* failure keeps the table as it was */
+            home = home_of(key, leaf->cap);
+        }
         if (ok) {
-            slot_write(leaf, slot_free(leaf->groups, leaf->cap, key), key, b);
+            slot_write(leaf, slot_take(leaf->groups, leaf->cap, home), key, b);
             leaf->count++;
         }
-    } else {
-        slot_write(leaf, i, key, b);
-        leaf->count++;
     }
     spin_unlock(&leaf->lock);
     return ok;
@@ -442,10 +433,12 @@ bool lkd_table_remove(uintptr_t addr, lkd_block_t *out)
         return overflow_remove(addr, out);
     uint32_t i;
     spin_lock(&leaf->lock);
-    bool found = slot_probe(leaf, key_of(addr), &i);
+    uint16_t key = key_of(addr);
+    uint32_t home = home_of(key, leaf->cap);
+    bool found = slot_probe(leaf, key, home, &i);
     if (found) {
         slot_read(leaf, i, out);
-        slot_delete(leaf, i);
+        slot_delete(leaf, i, home);
         leaf->count--;
     }
     spin_unlock(&leaf->lock);
@@ -539,7 +532,7 @@ static void copy_slot(copy_ctx_t *c, uintptr_t base, const leaf_t *leaf, uint32_
 {
     lkd_block_t b;
     slot_read(leaf, i, &b);
-    copy_block(c, base + ((uintptr_t)(*key_at(leaf, i) - 1) << GRANULE_SHIFT), &b);
+    copy_block(c, base + ((uintptr_t)(key_at(leaf, i) - 1) << GRANULE_SHIFT), &b);
 }
 
 /* Copies a region's blocks in address order. Keys are granule offsets below KEYS, so a
@@ -554,14 +547,14 @@ static void leaf_copy_region(leaf_t *leaf, uintptr_t base, copy_ctx_t *c)
     uint32_t cap = leaf->cap;
     if (leaf->count <= 32) {
         for (uint32_t i = 0; i < cap; i++)
-            if (*key_at(leaf, i))
+            if (key_at(leaf, i))
                 copy_slot(c, base, leaf, i);
         sort_blocks(c->out + first, c->n - first);
         return;
     }
     for (uint32_t i = 0; i < cap; i++)
-        if (*key_at(leaf, i))
-            order[*key_at(leaf, i) - 1] = (uint16_t)(i + 1);
+        if (key_at(leaf, i))
+            order[key_at(leaf, i) - 1] = (uint16_t)(i + 1);
     for (uint32_t k = 0; k < KEYS; k++) {
         if (order[k]) {
             copy_slot(c, base, leaf, order[k] - 1u);

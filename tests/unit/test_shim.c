@@ -164,8 +164,7 @@ Test(table, regions_shrink_when_copied)
 }
 
 /* Random churn over every granule of one region, against a model: the region's table runs
- * near its 3/4 load and through its growths, with insertions, replacements and the shifts of
- * deletions. */
+ * near its 3/4 load and through its growths, with insertions, replacements and deletions. */
 Test(table, full_region_churn_matches_model)
 {
     cr_assert(lkd_table_init());
@@ -234,8 +233,8 @@ static void colliding_granules(unsigned *out, unsigned n)
                 out[i] = g;
 }
 
-/* One probe run of 24 blocks with one home (members up to 23 slots from it), through
- * insertion, lookups and the shifts of every deletion. */
+/* 24 blocks with one home: three groups of the region's table, the first two counting keys
+ * gone past them, through insertion, lookups and every deletion. */
 Test(table, long_probe_runs)
 {
     cr_assert(lkd_table_init());
