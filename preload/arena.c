@@ -152,6 +152,13 @@ void *lkd_arena_alloc_filled(size_t size)
     return size >= LARGE_MIN ? alloc_large(size, MAP_POPULATE) : lkd_arena_alloc(size);
 }
 
+/* lkd_arena_alloc_lines - see arena.h. */
+void *lkd_arena_alloc_lines(size_t size)
+{
+    uintptr_t p = (uintptr_t)lkd_arena_alloc(lkd_arena_lines_size(size));
+    return p ? (void *)((p + LKD_ARENA_LINE - 1) & ~(uintptr_t)(LKD_ARENA_LINE - 1)) : NULL;
+}
+
 /* lkd_arena_alloc - zero-filled memory for the tracker; NULL when out of memory. */
 void *lkd_arena_alloc(size_t size)
 {

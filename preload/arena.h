@@ -19,6 +19,18 @@ void *lkd_arena_alloc(size_t size);
  * mapped with its pages already present (MAP_POPULATE), one system call instead of a page
  * fault per 4 KiB - a quarter of the time of copying a million blocks for a snapshot. */
 void *lkd_arena_alloc_filled(size_t size);
+/* Like lkd_arena_alloc, on cache lines of its own: for records that a thread writes on every
+ * malloc and free, which must not share a line with another thread's (false sharing: two
+ * threads' first regions and counter records were allocated next to each other). On this
+ * machine's 2 vCPUs the deep-stack loop on 2 threads gained 4%, within noise (11 rounds).
+ * Never freed. */
+void *lkd_arena_alloc_lines(size_t size);
+#define LKD_ARENA_LINE 64
+/* The arena memory lkd_arena_alloc_lines(size) takes: whole lines, and one to align them. */
+static inline size_t lkd_arena_lines_size(size_t size)
+{
+    return (size + LKD_ARENA_LINE - 1) / LKD_ARENA_LINE * LKD_ARENA_LINE + LKD_ARENA_LINE;
+}
 /* Returns memory from lkd_arena_alloc(size) with the same size. NULL is ignored. */
 void lkd_arena_free(void *ptr, size_t size);
 /* Grows or shrinks an arena allocation, keeping min(old, new) bytes; NULL on failure (the

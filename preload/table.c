@@ -231,18 +231,19 @@ __attribute__((noinline, cold)) static leaf_t *leaf_create(uintptr_t addr)
     leaf = atomic_load_explicit(pl, memory_order_acquire);
     if (leaf)
         goto out;
-    leaf = lkd_arena_alloc(sizeof *leaf);
+    /* written on every malloc and free of its blocks: on lines of its own (arena.h) */
     group_t *groups = lkd_arena_alloc(slots_bytes(MIN_CLASS));
-    if (!leaf || !groups) {
-        lkd_arena_free(leaf, sizeof *leaf);
+    if (groups)
+        leaf = lkd_arena_alloc_lines(sizeof *leaf);
+    if (!leaf) {
         lkd_arena_free(groups, slots_bytes(MIN_CLASS));
-        leaf = NULL;
         goto out;
     }
     leaf->cls = MIN_CLASS;
     leaf->cap = (uint32_t)(slots_bytes(MIN_CLASS) / SLOT_BYTES);
     leaf->groups = groups;
-    atomic_fetch_add_explicit(&leaf_bytes, sizeof *leaf + slots_bytes(MIN_CLASS),
+    atomic_fetch_add_explicit(&leaf_bytes,
+                              lkd_arena_lines_size(sizeof *leaf) + slots_bytes(MIN_CLASS),
                               memory_order_relaxed);
     atomic_store_explicit(pl, leaf, memory_order_release);
 out:

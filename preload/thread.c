@@ -52,7 +52,7 @@ __attribute__((noinline, cold)) lkd_thread_t *lkd_thread_get_slow(void)
             t = r;
     if (t) {
         atomic_store(&t->free, false);
-    } else if ((t = lkd_arena_alloc(sizeof *t))) {
+    } else if ((t = lkd_arena_alloc_lines(sizeof *t))) {
         t->next = head;
         head = t;
     }
