@@ -412,18 +412,25 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
     return ok;
 }
 
-/* lkd_table_prefetch - see table.h. Reads the region without its lock: a resize in between
- * only makes the hint useless (a prefetch never faults, wherever it points). */
+/* Starts loading the home group of key, without the region's lock: a resize in between
+ * only makes the hint useless (a prefetch never faults, wherever it points). A group is 128
+ * bytes, on up to three cache lines. */
+static inline void prefetch_home(const leaf_t *leaf, uint16_t key)
+{
+    const group_t *groups = __atomic_load_n(&leaf->groups, __ATOMIC_RELAXED);
+    uint32_t cap = __atomic_load_n(&leaf->cap, __ATOMIC_RELAXED);
+    const char *g = (const char *)&groups[home_of(key, cap)];
+    __builtin_prefetch(g, 1);
+    __builtin_prefetch(g + 64, 1);
+    __builtin_prefetch(g + sizeof(group_t) - 1, 1);
+}
+
+/* lkd_table_prefetch - see table.h. */
 void lkd_table_prefetch(uintptr_t addr)
 {
     leaf_t *leaf = (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
-    if (!leaf)
-        return;
-    const group_t *groups = __atomic_load_n(&leaf->groups, __ATOMIC_RELAXED);
-    uint32_t cap = __atomic_load_n(&leaf->cap, __ATOMIC_RELAXED);
-    const char *g = (const char *)&groups[home_of(key_of(addr), cap)];
-    __builtin_prefetch(g, 1); /* the keys, and records further on */
-    __builtin_prefetch(g + 64, 1);
+    if (leaf)
+        prefetch_home(leaf, key_of(addr));
 }
 
 /* lkd_table_remove - forgets a block; true and its record when it was recorded. */
@@ -433,8 +440,9 @@ bool lkd_table_remove(uintptr_t addr, lkd_block_t *out)
     if (!leaf || (addr & ((1u << GRANULE_SHIFT) - 1)))
         return overflow_remove(addr, out);
     uint32_t i;
-    spin_lock(&leaf->lock);
     uint16_t key = key_of(addr);
+    prefetch_home(leaf, key); /* loads while the lock is taken */
+    spin_lock(&leaf->lock);
     uint32_t home = home_of(key, leaf->cap);
     bool found = slot_probe(leaf, key, home, &i);
     if (found) {
