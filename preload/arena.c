@@ -111,25 +111,39 @@ unsigned lkd_arena_class_of(size_t size)
     return size <= ((size_t)3 << (p - 1)) ? 2 * (p - 4) + 1 : 2 * (p - 3);
 }
 
-/* Carves a new block of class c from the bump chunk; lock held. */
+/* Gives the bump chunk's bytes up to end to the free lists rather than wasting them. */
+static void give_up_to(char *end)
+{
+    while ((size_t)(end - bump) >= lkd_arena_class_size(0)) {
+        unsigned tc = lkd_arena_class_of((size_t)(end - bump));
+        if (lkd_arena_class_size(tc) > (size_t)(end - bump))
+            tc--;
+        free_block_t *b = (free_block_t *)bump;
+        b->next = free_lists[tc];
+        free_lists[tc] = b;
+        bump += lkd_arena_class_size(tc);
+    }
+    bump = end;
+}
+
+/* Carves a new block of class c from the bump chunk; lock held. A block of whole cache
+ * lines starts on one (the bytes skipped go to the free lists): the live table's groups of
+ * slots are 128 bytes, two lines so aligned and three otherwise, and every malloc and free
+ * touches one (deep-stack loop: 3.05 -> 2.79 s, 9 interleaved rounds). */
 static void *carve(unsigned c)
 {
     size_t size = lkd_arena_class_size(c);
+    if (size % LKD_ARENA_LINE == 0) {
+        char *line =
+            (char *)(((uintptr_t)bump + LKD_ARENA_LINE - 1) & ~(uintptr_t)(LKD_ARENA_LINE - 1));
+        give_up_to(line < bump_end ? line : bump_end);
+    }
     if ((size_t)(bump_end - bump) < size) {
         char *chunk = map(CHUNK_SIZE, 0);
         if (!chunk)
             return NULL;
         atomic_fetch_add_explicit(&mapped, CHUNK_SIZE, memory_order_relaxed);
-        /* The tail of the old chunk is given to the free lists rather than wasted. */
-        while ((size_t)(bump_end - bump) >= lkd_arena_class_size(0)) {
-            unsigned tc = lkd_arena_class_of((size_t)(bump_end - bump));
-            if (lkd_arena_class_size(tc) > (size_t)(bump_end - bump))
-                tc--;
-            free_block_t *b = (free_block_t *)bump;
-            b->next = free_lists[tc];
-            free_lists[tc] = b;
-            bump += lkd_arena_class_size(tc);
-        }
+        give_up_to(bump_end);
         bump = chunk;
         bump_end = chunk + CHUNK_SIZE;
     }

@@ -12,8 +12,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Returns size bytes aligned to 16 (or to the page for large requests), or NULL when the
- * kernel refuses memory. The memory is zeroed. */
+/* Returns size bytes aligned to 8 (to 64 when the size class is whole cache lines: 64, 128,
+ * 192... bytes; to the page for large requests), or NULL when the kernel refuses memory.
+ * The memory is zeroed. */
 void *lkd_arena_alloc(size_t size);
 /* Like lkd_arena_alloc, for memory the caller is about to fill: a large allocation is
  * mapped with its pages already present (MAP_POPULATE), one system call instead of a page
