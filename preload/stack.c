@@ -266,13 +266,11 @@ __attribute__((noinline)) static uint32_t insert_locked(const uint64_t *frames, 
     return id;
 }
 
-/* lkd_stack_intern - id of this stack, whose hash is h (lkd_stack_hash), adding it when
- * new; LKD_STACK_NONE on OOM. */
-uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
+/* The shared table's id of a stack the thread's cache entry c did not have; it then has it.
+ * Out of line, so that a hit saves no registers for it. */
+__attribute__((noinline)) static uint32_t intern_shared(const uint64_t *frames, uint32_t depth,
+                                                        uint64_t h, cache_entry_t *c)
 {
-    cache_entry_t *c = &cache[h & (CACHE_SIZE - 1)];
-    if (c->hash == h && same(c->rec, frames, depth))
-        return c->rec->id;
     stack_rec_t *r;
     pthread_mutex_lock(&lock);
     HASH_FIND_BYHASHVALUE(hh, table, frames, depth * sizeof *frames, (unsigned)h, r);
@@ -283,6 +281,16 @@ uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
         c->rec = rec_of(id);
     }
     return id;
+}
+
+/* lkd_stack_intern - id of this stack, whose hash is h (lkd_stack_hash), adding it when
+ * new; LKD_STACK_NONE on OOM. */
+uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
+{
+    cache_entry_t *c = &cache[h & (CACHE_SIZE - 1)];
+    if (__builtin_expect(c->hash == h && same(c->rec, frames, depth), 1))
+        return c->rec->id;
+    return intern_shared(frames, depth, h, c);
 }
 
 /* lkd_stack_frames - the frames of id and its depth; NULL for ids never handed out. */

@@ -123,10 +123,13 @@ static inline void spin_unlock(atomic_uint *l)
     atomic_store_explicit(l, 0, memory_order_release);
 }
 
+/* One test, no branch per condition: 16-byte aligned, in the 47-bit address space, size and
+ * birth within the slot's 32 and 48 bits. */
 static inline bool fits_slot(uintptr_t addr, const lkd_block_t *b)
 {
-    return (addr & ((1u << GRANULE_SHIFT) - 1)) == 0 && b->size < SIZE_BIG &&
-           b->birth < BIRTH_MAX && (addr >> (L1_BITS + 32)) == 0;
+    _Static_assert(BIRTH_MAX == (uint64_t)1 << 48, "fits_slot's test");
+    return ((addr & ((1u << GRANULE_SHIFT) - 1)) | (addr >> (L1_BITS + 32)) |
+            (uint64_t)(b->size >= SIZE_BIG) | (b->birth >> 48)) == 0;
 }
 
 static inline uint16_t key_of(uintptr_t addr)
