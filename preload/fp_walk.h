@@ -33,7 +33,8 @@ static inline void lkd_fp_bounds(uintptr_t *lo, uintptr_t *hi)
  * one (code built without frame pointers): outside the stack, misaligned, a zero return
  * address, or not moving up the stack. */
 typedef struct lkd_fp_cursor {
-    uintptr_t fp, lo, span; /* next frame; fp is one when lo <= fp && fp + 16 <= hi */
+    uintptr_t fp, prev; /* the next frame, and the one before it (0 at the start) */
+    uintptr_t lo, span; /* fp is in the stack when lo <= fp && fp + 16 <= hi */
 } lkd_fp_cursor_t;
 
 /* Starts at frame fp of a stack [lo, hi); false when the bounds leave no frame to walk. */
@@ -42,6 +43,7 @@ static inline bool lkd_fp_start(lkd_fp_cursor_t *c, uintptr_t fp, uintptr_t lo, 
     if (hi - lo < 16)
         return false;
     c->fp = fp;
+    c->prev = 0;
     c->lo = lo;
     c->span = hi - lo - 16;
     return true;
@@ -49,15 +51,17 @@ static inline bool lkd_fp_start(lkd_fp_cursor_t *c, uintptr_t fp, uintptr_t lo, 
 
 /* The next return address up the chain, or 0 when the walk is over. One unsigned
  * comparison checks lo <= fp && fp + 16 <= hi, so that a wild rbp such as -16 cannot wrap
- * around it (fp + 16 would); a frame that does not move up the stack is the last. */
+ * around it (fp + 16 would); a frame that does not move up the stack is not followed. The
+ * checks are branches, off the chain of loads: choosing the next frame with a conditional
+ * move put two cycles per frame on it (perf: a fifth of the fp loop's time was the walk). */
 static inline uintptr_t lkd_fp_next(lkd_fp_cursor_t *c)
 {
     uintptr_t fp = c->fp;
-    if (fp - c->lo > c->span || (fp & 7))
+    if (fp <= c->prev || fp - c->lo > c->span || (fp & 7))
         return 0;
-    uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
-    c->fp = next > fp ? next : 1; /* 1: misaligned, ends the walk */
-    return ret;
+    c->prev = fp;
+    c->fp = ((uintptr_t *)fp)[0];
+    return ((uintptr_t *)fp)[1];
 }
 
 /* Up to max return addresses from the frame fp up the chain. */
