@@ -105,17 +105,25 @@ bool lkd_table_init(void)
     return dir != NULL;
 }
 
-static inline void spin_lock(atomic_uint *l)
+/* The wait for a region lock another thread holds: out of line, so that the uncontended
+ * lock on the hot path keeps its registers. */
+__attribute__((noinline, cold)) static void spin_wait(atomic_uint *l)
 {
     unsigned spins = 0;
-    while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
+    do {
         while (atomic_load_explicit(l, memory_order_relaxed)) {
             if (++spins < 64)
                 __builtin_ia32_pause();
             else
                 sched_yield();
         }
-    }
+    } while (atomic_exchange_explicit(l, 1, memory_order_acquire));
+}
+
+static inline void spin_lock(atomic_uint *l)
+{
+    if (__builtin_expect(atomic_exchange_explicit(l, 1, memory_order_acquire), 0))
+        spin_wait(l);
 }
 
 static inline void spin_unlock(atomic_uint *l)
