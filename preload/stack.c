@@ -150,6 +150,25 @@ uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth)
     return mode == LKD_FMT_UNWIND_FP ? hash_chain(frames, depth) : hash_lanes(frames, depth);
 }
 
+/* What fp_capture's walk keeps: the program's frames, and their hash. */
+typedef struct fp_keep {
+    uint64_t *at, *end, h;
+    uintptr_t shim_lo, shim_len;
+} fp_keep_t;
+
+/* A shim frame below the hooks is rare (main() returns into one, exit and dlclose are hooks):
+ * a branch skips it, where a branch-free form (written, then overwritten, a conditional hash)
+ * cost twice the instructions per frame. */
+static inline __attribute__((always_inline)) bool fp_keep(void *ctx, uintptr_t ret)
+{
+    fp_keep_t *k = ctx;
+    if (__builtin_expect(ret - k->shim_lo < k->shim_len, 0))
+        return true;
+    *k->at++ = ret;
+    k->h = hash_step(k->h, ret);
+    return k->at != k->end;
+}
+
 /* fp mode in one pass: walks the chain (fp_walk.h), drops the shim's frames and hashes the
  * kept ones as it goes, with no buffer between the three (they were 40% of the tracker's
  * instructions on a deep-stack loop as separate passes). The thread's stack bounds are
@@ -157,25 +176,13 @@ uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth)
  * documented fallback. */
 __attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
 {
-    lkd_fp_cursor_t c;
-    uint64_t h = HASH_SEED;
-    uint32_t depth = 0;
+    fp_keep_t k = {frames, frames + max, HASH_SEED, shim_start, shim_end - shim_start};
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
-    if (lkd_fp_start(&c, (uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi)) {
-        uintptr_t lo = shim_start, len = shim_end - shim_start, ret;
-        while ((ret = lkd_fp_next(&c)) && ret - lo < len)
-            ; /* the hooks */
-        /* Below them, branch-free: a shim frame (the __libc_start_main wrapper) is written,
-         * then overwritten, and left out of the hash. */
-        for (; ret && depth < max; ret = lkd_fp_next(&c)) {
-            bool keep = ret - lo >= len;
-            frames[depth] = ret;
-            h = keep ? hash_step(h, ret) : h;
-            depth += keep;
-        }
-    }
-    *hash = hash_end(h ^ depth);
+    if (max)
+        lkd_fp_visit((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, fp_keep, &k);
+    uint32_t depth = (uint32_t)(k.at - frames);
+    *hash = hash_end(k.h ^ depth);
     return depth;
 }
 
