@@ -96,8 +96,9 @@ __attribute__((noinline, cold)) static int init(void)
     return 1;
 }
 
-/* preload/stack.c's fp_walk: the shared walk (preload/fp_walk.h), bounds learned once
- * (pthread_getattr_np may allocate: the caller holds busy). */
+/* The frame-pointer walk preload/stack.c's fp_capture makes (preload/fp_walk.h's
+ * lkd_fp_visit), into a buffer; bounds learned once (pthread_getattr_np may allocate: the
+ * caller holds busy). */
 __attribute__((noinline)) static int fp_walk(void **buf, int max)
 {
     if (__builtin_expect(!stack_hi, 0))
