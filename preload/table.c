@@ -306,11 +306,13 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
 }
 
 /* Probes for key, whose home group is home: true with its slot in *at when present. A group
- * no key went past ends the probe. Region lock held. */
+ * no key went past ends the probe, and so does coming back to the home group: every group
+ * can have keys gone past it at once (each was full when some key came, and had room later),
+ * and a probe for an absent key would then go round for ever. Region lock held. */
 static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t home, uint32_t *at)
 {
     uint32_t cap = leaf->cap;
-    for (uint32_t g = home;; g = next_group(g, cap)) {
+    for (uint32_t g = home, left = cap / GROUP; left; g = next_group(g, cap), left--) {
         unsigned m = group_match(leaf->groups, g, key);
         if (m) {
             *at = first_of(g, m);
@@ -319,6 +321,7 @@ static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t home, u
         if (!ovf_get(&leaf->groups[g]))
             return false;
     }
+    return false;
 }
 
 static inline void slot_read(const leaf_t *leaf, uint32_t i, lkd_block_t *out)

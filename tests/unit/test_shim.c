@@ -267,6 +267,59 @@ Test(table, long_probe_runs)
     }
 }
 
+/* The home group of granule g in a region of cap slots, as table.c's home_of computes it. */
+static unsigned home_group(unsigned g, unsigned cap)
+{
+    return (unsigned)(((uint64_t)((g + 1) * 0x9e3779b1u) * (cap / 8)) >> 32);
+}
+
+/* Every group of a region can count keys gone past it at once: each was full when one came
+ * and had room later. A probe for an absent key must still end (it went round for ever). */
+Test(table, probe_ends_when_every_group_was_passed, .timeout = 20)
+{
+    cr_assert(lkd_table_init());
+    const uintptr_t base = 0x5a0000000000;
+    enum { CAP = 24, PER = 24 }; /* 3 groups: a region grown by 13 to 18 blocks */
+    unsigned home[3][PER], n[3] = {0};
+    for (unsigned g = 0; g < 4096; g++) {
+        unsigned h = home_group(g, CAP);
+        if (n[h] < PER)
+            home[h][n[h]++] = g;
+    }
+    cr_assert(n[0] == PER && n[1] == PER && n[2] == PER);
+    lkd_block_t stale, out;
+    bool replaced;
+#define PUT(g)                                                                                 \
+    cr_assert(lkd_table_insert(base + (g) * 16u, &(lkd_block_t){.size = 1, .birth = (g) + 1u},    \
+                               &stale, &replaced))
+#define TAKE(g) cr_assert(lkd_table_remove(base + (g) * 16u, &out), "granule %u", (g))
+    for (unsigned i = 0; i < 18; i++) /* grows the region to 24 slots, then empties it */
+        PUT(home[i % 3][PER - 1 - i / 3]);
+    for (unsigned i = 0; i < 18; i++)
+        TAKE(home[i % 3][PER - 1 - i / 3]);
+    for (unsigned i = 0; i < 9; i++) /* group 0 full, the ninth goes past it */
+        PUT(home[0][i]);
+    for (unsigned i = 0; i < 8; i++) /* group 1 full with seven, the eighth goes past it */
+        PUT(home[1][i]);
+    for (unsigned i = 0; i < 6; i++) /* room in group 0 */
+        TAKE(home[0][i]);
+    for (unsigned i = 0; i < 7; i++) /* group 2 full */
+        PUT(home[2][i]);
+    TAKE(home[1][0]); /* stays under the 3/4 load that would grow the region */
+    PUT(home[2][7]);  /* past group 2, into group 0: every group now counts one */
+    for (unsigned h = 0; h < 3; h++)
+        cr_assert_not(lkd_table_remove(base + home[h][10] * 16u, &out), "absent, home %u", h);
+    unsigned live[][2] = {{0, 6}, {0, 7}, {0, 8}, {1, 1}, {1, 2}, {1, 3}, {1, 4},
+                          {1, 5}, {1, 6}, {1, 7}, {2, 0}, {2, 1}, {2, 2}, {2, 3},
+                          {2, 4}, {2, 5}, {2, 6}, {2, 7}};
+    for (unsigned i = 0; i < sizeof live / sizeof *live; i++) {
+        TAKE(home[live[i][0]][live[i][1]]);
+        cr_assert_eq(out.birth, home[live[i][0]][live[i][1]] + 1u);
+    }
+#undef PUT
+#undef TAKE
+}
+
 #define THREADS 4
 #define PER_THREAD 50000
 
