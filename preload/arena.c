@@ -111,12 +111,15 @@ unsigned lkd_arena_class_of(size_t size)
     return size <= ((size_t)3 << (p - 1)) ? 2 * (p - 4) + 1 : 2 * (p - 3);
 }
 
-/* Gives the bump chunk's bytes up to end to the free lists rather than wasting them. */
+/* Gives the bump chunk's bytes up to end to the free lists rather than wasting them (a
+ * piece of whole cache lines only where it starts on one). */
 static void give_up_to(char *end)
 {
     while ((size_t)(end - bump) >= lkd_arena_class_size(0)) {
         unsigned tc = lkd_arena_class_of((size_t)(end - bump));
         if (lkd_arena_class_size(tc) > (size_t)(end - bump))
+            tc--;
+        while (lkd_arena_class_size(tc) % LKD_ARENA_LINE == 0 && (uintptr_t)bump % LKD_ARENA_LINE)
             tc--;
         free_block_t *b = (free_block_t *)bump;
         b->next = free_lists[tc];
@@ -166,11 +169,11 @@ void *lkd_arena_alloc_filled(size_t size)
     return size >= LARGE_MIN ? alloc_large(size, MAP_POPULATE) : lkd_arena_alloc(size);
 }
 
-/* lkd_arena_alloc_lines - see arena.h. */
+/* lkd_arena_alloc_lines - see arena.h. Whole lines are a class of whole lines (64, 128,
+ * 192, 256, 384...), which carve() starts on a line. */
 void *lkd_arena_alloc_lines(size_t size)
 {
-    uintptr_t p = (uintptr_t)lkd_arena_alloc(lkd_arena_lines_size(size));
-    return p ? (void *)((p + LKD_ARENA_LINE - 1) & ~(uintptr_t)(LKD_ARENA_LINE - 1)) : NULL;
+    return lkd_arena_alloc(lkd_arena_lines_size(size));
 }
 
 /* lkd_arena_alloc - zero-filled memory for the tracker; NULL when out of memory. */

@@ -27,10 +27,10 @@ void *lkd_arena_alloc_filled(size_t size);
  * Never freed. */
 void *lkd_arena_alloc_lines(size_t size);
 #define LKD_ARENA_LINE 64
-/* The arena memory lkd_arena_alloc_lines(size) takes: whole lines, and one to align them. */
+/* The arena memory lkd_arena_alloc_lines(size) takes: whole lines. */
 static inline size_t lkd_arena_lines_size(size_t size)
 {
-    return (size + LKD_ARENA_LINE - 1) / LKD_ARENA_LINE * LKD_ARENA_LINE + LKD_ARENA_LINE;
+    return (size + LKD_ARENA_LINE - 1) / LKD_ARENA_LINE * LKD_ARENA_LINE;
 }
 /* Returns memory from lkd_arena_alloc(size) with the same size. NULL is ignored. */
 void lkd_arena_free(void *ptr, size_t size);

@@ -52,6 +52,43 @@ Test(arena, size_classes_are_tight)
     cr_assert_eq(lkd_arena_class_size(lkd_arena_class_of((size_t)1 << 20)), (size_t)1 << 20);
 }
 
+/* Blocks of whole cache lines start on one, carved after odd sizes, across the 4 MiB chunks
+ * (whose tails go to the free lists) and reused from the free lists; so do
+ * lkd_arena_alloc_lines' records. */
+Test(arena, line_classes_on_lines)
+{
+    static void *kept[60000];
+    const size_t odd[] = {24, 96, 16, 40}, lines[] = {64, 128, 192, 256, 384};
+    for (size_t i = 0; i < 60000; i++) {
+        cr_assert_not_null(lkd_arena_alloc(odd[i % 4]));
+        size_t size = lines[i % 5];
+        kept[i] = lkd_arena_alloc(size);
+        cr_assert_not_null(kept[i]);
+        cr_assert_eq((uintptr_t)kept[i] % 64, 0, "%zu bytes at %p", size, kept[i]);
+    }
+    for (size_t i = 0; i < 60000; i += 2)
+        lkd_arena_free(kept[i], lines[i % 5]);
+    for (size_t i = 0; i < 60000; i += 2)
+        cr_assert_eq((uintptr_t)lkd_arena_alloc(lines[i % 5]) % 64, 0);
+    for (size_t size = 1; size < 300; size += 23)
+        cr_assert_eq((uintptr_t)lkd_arena_alloc_lines(size) % 64, 0, "%zu bytes", size);
+}
+
+/* The tail of a 4 MiB chunk (arena.c's CHUNK_SIZE), when a request of 96 bytes leaves it
+ * with 88 bytes at an address off a line, goes to the free lists as a 64-byte piece only if
+ * that piece starts on a line (here it does not: it is split smaller). */
+Test(arena, chunk_tail_pieces_on_lines)
+{
+    cr_assert_not_null(lkd_arena_alloc(24)); /* a fresh arena: 24 bytes into its chunk */
+    for (size_t k = 0; k < 87379; k++)       /* 4 MiB - 24 - 48k = 88 bytes left, off a line */
+        cr_assert_not_null(lkd_arena_alloc(48));
+    cr_assert_not_null(lkd_arena_alloc(96)); /* does not fit: a new chunk, the tail freed */
+    for (int i = 0; i < 4; i++) {
+        void *p = lkd_arena_alloc(64);
+        cr_assert_eq((uintptr_t)p % 64, 0, "64 bytes at %p", p);
+    }
+}
+
 static lkd_block_t blk(uint64_t size, uint32_t stack, uint64_t birth)
 {
     return (lkd_block_t){size, birth, stack};
