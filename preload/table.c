@@ -311,8 +311,8 @@ __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned c
  * and a probe for an absent key would then go round for ever. Region lock held. */
 static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t home, uint32_t *at)
 {
-    uint32_t cap = leaf->cap;
-    for (uint32_t g = home, left = cap / GROUP; left; g = next_group(g, cap), left--) {
+    uint32_t cap = leaf->cap, g = home;
+    for (;;) {
         unsigned m = group_match(leaf->groups, g, key);
         if (m) {
             *at = first_of(g, m);
@@ -320,8 +320,9 @@ static inline bool slot_probe(const leaf_t *leaf, uint16_t key, uint32_t home, u
         }
         if (!ovf_get(&leaf->groups[g]))
             return false;
+        if ((g = next_group(g, cap)) == home)
+            return false;
     }
-    return false;
 }
 
 static inline void slot_read(const leaf_t *leaf, uint32_t i, lkd_block_t *out)
