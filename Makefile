@@ -28,8 +28,10 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 $(WARN)
 
 # The shim: position-independent, nothing exported but the hooks and the program API,
-# guard TLS in the initial-exec model (the general-dynamic model may call malloc).
-SHIM_CFLAGS := $(CFLAGS) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+# guard TLS in the initial-exec model (the general-dynamic model may call malloc). Built with
+# link-time optimization: the hot path crosses track.c, stack.c and table.c, and inlining
+# across them took 2.4% of the instructions of a malloc+free pair (callgrind, fp loop).
+SHIM_CFLAGS := $(CFLAGS) -flto=auto -fPIC -fvisibility=hidden -ftls-model=initial-exec \
                -fno-omit-frame-pointer -fno-stack-protector
 SHIM_LIBS   := -lzstd -ldl -lpthread -lm
 ANA_LIBS    := -ldw -lelf -lzstd -lstdc++ -lm
@@ -65,7 +67,7 @@ bench-deps:
 	@PKGS="$(DEB_PKGS) $(BENCH_PKGS)" sh tests/deps.sh
 
 $(B)/libleakdiff.so: $(PRELOAD_OBJ) preload/exports.map
-	$(CC) -shared -o $@ $(PRELOAD_OBJ) -Wl,--version-script=preload/exports.map \
+	$(CC) -shared $(SHIM_CFLAGS) -o $@ $(PRELOAD_OBJ) -Wl,--version-script=preload/exports.map \
 	    -Wl,-z,relro,-z,now $(SHIM_LIBS)
 
 # The analyzer shares the shim's pure parsers (signal names), so both read LEAKDIFF_* alike,
