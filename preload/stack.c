@@ -300,11 +300,14 @@ uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
     return intern_shared(frames, depth, h, c);
 }
 
-/* lkd_stack_frames - the frames of id and its depth; NULL for ids never handed out. */
+/* lkd_stack_frames - the frames of id and its depth; NULL (depth 0) for ids never handed
+ * out. */
 const uint64_t *lkd_stack_frames(uint32_t id, uint32_t *depth)
 {
-    if (id >= atomic_load_explicit(&count, memory_order_acquire))
+    if (id >= atomic_load_explicit(&count, memory_order_acquire)) {
+        *depth = 0;
         return NULL;
+    }
     stack_rec_t *r = rec_of(id);
     *depth = r->depth;
     return r->frames;
