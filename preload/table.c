@@ -225,6 +225,12 @@ static inline leaf_t *leaf_find(uintptr_t addr)
                                 memory_order_acquire);
 }
 
+/* Region of any address: NULL also past the 47-bit space the directory covers. */
+static inline leaf_t *leaf_of(uintptr_t addr)
+{
+    return (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
+}
+
 /* Creates the region of addr (and its L2 array) under the directory lock. */
 __attribute__((noinline, cold)) static leaf_t *leaf_create(uintptr_t addr)
 {
@@ -443,7 +449,7 @@ static inline void prefetch_home(const leaf_t *leaf, uint16_t key)
 /* lkd_table_prefetch - see table.h. */
 void lkd_table_prefetch(uintptr_t addr)
 {
-    leaf_t *leaf = (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
+    leaf_t *leaf = leaf_of(addr);
     if (leaf)
         prefetch_home(leaf, key_of(addr));
 }
@@ -451,7 +457,7 @@ void lkd_table_prefetch(uintptr_t addr)
 /* lkd_table_remove - forgets a block; true and its record when it was recorded. */
 bool lkd_table_remove(uintptr_t addr, lkd_block_t *out)
 {
-    leaf_t *leaf = (addr >> (L1_BITS + 32)) ? NULL : leaf_find(addr);
+    leaf_t *leaf = leaf_of(addr);
     if (!leaf || (addr & ((1u << GRANULE_SHIFT) - 1)))
         return overflow_remove(addr, out);
     uint32_t i;
@@ -576,9 +582,11 @@ static void leaf_copy_region(leaf_t *leaf, uintptr_t base, copy_ctx_t *c)
         sort_blocks(c->out + first, c->n - first);
         return;
     }
-    for (uint32_t i = 0; i < cap; i++)
-        if (key_at(leaf, i))
-            order[key_at(leaf, i) - 1] = (uint16_t)(i + 1);
+    for (uint32_t i = 0; i < cap; i++) {
+        uint16_t key = key_at(leaf, i);
+        if (key)
+            order[key - 1] = (uint16_t)(i + 1);
+    }
     for (uint32_t k = 0; k < KEYS; k++) {
         if (order[k]) {
             copy_slot(c, base, leaf, order[k] - 1u);

@@ -33,8 +33,9 @@ bool lkd_table_init(void);
 bool lkd_table_insert(uintptr_t addr, const lkd_block_t *block, lkd_block_t *stale, bool *replaced);
 /* Removes addr; true and its record in *out when it was recorded. */
 bool lkd_table_remove(uintptr_t addr, lkd_block_t *out);
-/* Starts loading the slot where addr's record would go, so that an insertion after some
- * other work (the stack capture) finds it in the cache on a table too large for it. */
+/* Starts loading the group of slots where addr's record would go, so that an insertion
+ * after some other work (the stack capture) finds it in the cache on a table too large for
+ * it. */
 void lkd_table_prefetch(uintptr_t addr);
 
 /* Freezes the table (all locks, in the documented order) for a consistent copy or fork. */
