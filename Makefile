@@ -70,6 +70,17 @@ $(B)/libleakdiff.so: $(PRELOAD_OBJ) preload/exports.map
 	$(CC) -shared $(SHIM_CFLAGS) -o $@ $(PRELOAD_OBJ) -Wl,--version-script=preload/exports.map \
 	    -Wl,-z,relro,-z,now $(SHIM_LIBS)
 
+# The check build: the shim with every stack of its own unwinder (cfi.c) compared with
+# libunwind's (tests/e2e).
+CHECK_OBJ := $(PRELOAD_SRC:%.c=$(B)/check/%.o)
+$(B)/check/libleakdiff.so: $(CHECK_OBJ) preload/exports.map
+	$(CC) -shared $(SHIM_CFLAGS) -o $@ $(CHECK_OBJ) -Wl,--version-script=preload/exports.map \
+	    -Wl,-z,relro,-z,now $(SHIM_LIBS)
+
+$(B)/check/preload/%.o: preload/%.c $(wildcard preload/*.h include/*.h include/leakdiff/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(SHIM_CFLAGS) -DLKD_CFI_CHECK -c -o $@ $<
+
 # The analyzer shares the shim's pure parsers (signal names), so both read LEAKDIFF_* alike,
 # and its sampled-mode weights (estimate.c), so both estimate alike.
 $(B)/leakdiff: $(ANALYZER_OBJ) $(B)/preload/parse.o $(B)/preload/estimate.o
@@ -122,6 +133,9 @@ $(B)/samples/libplugin.so: samples/plugin.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 $(SAMPLE_FLAGS) -DLKD_PLUGIN -fPIC -shared -o $@ $<
 
+# Code as distributions build it (no frame pointers), for the default mode's unwinder.
+$(B)/samples/unwind_edges: SAMPLE_FLAGS += -O2 -fomit-frame-pointer
+
 # Code without unwind tables, so libunwind's frame-pointer fallback is exercised.
 $(B)/samples/no_unwind_info: SAMPLE_FLAGS += -fno-asynchronous-unwind-tables -fno-unwind-tables
 
@@ -153,11 +167,11 @@ unit: deps
 	ASAN_OPTIONS=detect_leaks=0 $(B)/unit-tests --jobs 2
 
 e2e: deps
-	@$(MAKE) --no-print-directory all samples
+	@$(MAKE) --no-print-directory all samples $(B)/check/libleakdiff.so
 	$(PYTHON) tests/e2e/run.py
 
 test: deps
-	@$(MAKE) --no-print-directory all samples $(B)/unit-tests
+	@$(MAKE) --no-print-directory all samples $(B)/unit-tests $(B)/check/libleakdiff.so
 	ASAN_OPTIONS=detect_leaks=0 $(B)/unit-tests --jobs 2
 	$(PYTHON) tests/e2e/run.py
 

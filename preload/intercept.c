@@ -25,6 +25,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cfi.h"
 #include "control.h"
 #include "reach.h"
 #include "real.h"
@@ -141,15 +142,20 @@ HOOK void *pvalloc(size_t size)
 }
 
 /* dlclose: the module map is brought up to date first, so a library that is about to be
- * unloaded is in it (with its path, bias and build-id) and its blocks still symbolize. */
+ * unloaded is in it (with its path, bias and build-id) and its blocks still symbolize; the
+ * unwinder's rules are forgotten after, as another module may come to those addresses. */
 HOOK int dlclose(void *handle)
 {
     static int (*real_dlclose)(void *);
     if (!real_dlclose)
         *(void **)&real_dlclose = dlsym(RTLD_NEXT, "dlclose");
-    if (atomic_load(&lkd_state) == LKD_ST_READY)
+    bool ready = atomic_load(&lkd_state) == LKD_ST_READY;
+    if (ready)
         lkd_track_before_dlclose();
-    return real_dlclose ? real_dlclose(handle) : -1;
+    int rc = real_dlclose ? real_dlclose(handle) : -1;
+    if (ready)
+        lkd_cfi_forget();
+    return rc;
 }
 
 /* sigaction and signal: the program may take over the request signal (LEAKDIFF_SIGNAL)

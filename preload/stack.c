@@ -15,8 +15,10 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cfi.h"
 #include "fp_walk.h"
 #include "leakdiff/format.h"
 #include "log.h"
@@ -53,7 +55,8 @@ static atomic_uint count;
 static atomic_size_t memory;
 
 static __thread cache_entry_t cache[CACHE_SIZE];
-static __thread uintptr_t stack_lo, stack_hi; /* this thread's stack, for fp mode */
+static __thread uintptr_t stack_lo, stack_hi; /* this thread's stack */
+static __thread uint64_t cfi_hash;            /* of the last stack cfi.c gave this thread */
 
 static int find_shim(struct dl_phdr_info *info, size_t size, void *ctx)
 {
@@ -80,6 +83,7 @@ bool lkd_stack_init(int unwind_mode)
 {
     mode = unwind_mode;
     dl_iterate_phdr(find_shim, (void *)(uintptr_t)&lkd_stack_init);
+    lkd_cfi_init(shim_start, shim_end);
     if (mode == LKD_FMT_UNWIND_FP)
         return true;
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -187,9 +191,9 @@ __attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t 
 }
 
 /* libunwind's unw_backtrace into a buffer, then the shim's frames dropped and the rest
- * hashed. Out of line, so that fp mode's capture does not set up its buffer. */
-__attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint32_t max,
-                                                         uint64_t *hash)
+ * hashed. Out of line, so that the other captures do not set up its buffer. */
+__attribute__((noinline)) static uint32_t libunwind_capture(uint64_t *frames, uint32_t max,
+                                                            uint64_t *hash)
 {
     void *buf[LKD_FMT_MAX_DEPTH + SHIM_FRAMES_MAX];
     uint32_t want = max + SHIM_FRAMES_MAX, n = 0;
@@ -210,6 +214,82 @@ __attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint3
     }
     *hash = hash_lanes(frames, depth);
     return depth;
+}
+
+#ifdef LKD_CFI_CHECK
+/* The check build (tests/e2e): every stack cfi.c gives is compared with the one libunwind
+ * gives at the same point (unw_backtrace, as without cfi.c); a difference is reported on
+ * stderr, and the counts at exit. (A cursor walk with unw_step from the first program frame
+ * agreed as well, on python3, sqlite3 and deep_stacks.) */
+#include <stdio.h>
+static atomic_ulong checked, differ, same_count, left;
+
+static void check_report(void)
+{
+    fprintf(stderr,
+            "leakdiff cfi check: %lu stacks, %lu differ, %lu same as the last, %lu left to "
+            "libunwind\n",
+            atomic_load(&checked), atomic_load(&differ), atomic_load(&same_count),
+            atomic_load(&left));
+}
+
+static void check_start(void)
+{
+    static atomic_flag once = ATOMIC_FLAG_INIT;
+    if (!atomic_flag_test_and_set(&once))
+        atexit(check_report);
+}
+
+static __attribute__((noinline)) void check_cfi(const uint64_t *frames, uint32_t n, uint32_t max,
+                                                bool same)
+{
+    check_start();
+    uint64_t ref[LKD_FMT_MAX_DEPTH];
+    uint64_t h;
+    uint32_t m = libunwind_capture(ref, max, &h);
+    atomic_fetch_add(&checked, 1);
+    atomic_fetch_add(&same_count, same);
+    if (n == m && !memcmp(frames, ref, n * 8))
+        return;
+    if (atomic_fetch_add(&differ, 1) < 5) {
+        fprintf(stderr, "leakdiff cfi check: cfi %u frames, libunwind %u:\n", n, m);
+        for (uint32_t i = 0; i < n || i < m; i++)
+            fprintf(stderr, "  %2u %16lx %16lx\n", i, i < n ? (unsigned long)frames[i] : 0ul,
+                    i < m ? (unsigned long)ref[i] : 0ul);
+    }
+}
+#endif
+
+/* The default mode: the shim's own reading of the unwind tables (cfi.c), libunwind for
+ * what it leaves. A stack the same as the thread's last keeps the last one's hash. */
+__attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint32_t max,
+                                                         uint64_t *hash)
+{
+    if (__builtin_expect(!stack_hi, 0))
+        lkd_fp_bounds(&stack_lo, &stack_hi);
+    bool same;
+    int n = lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, frames, max,
+                            &same);
+    if (__builtin_expect(n < 0, 0)) {
+#ifdef LKD_CFI_CHECK
+        check_start();
+        atomic_fetch_add(&left, 1);
+#endif
+        return libunwind_capture(frames, max, hash);
+    }
+    if (!same)
+        cfi_hash = hash_lanes(frames, (uint32_t)n);
+    *hash = cfi_hash;
+#ifdef LKD_CFI_CHECK
+    check_cfi(frames, (uint32_t)n, max, same);
+#endif
+    return (uint32_t)n;
+}
+
+/* lkd_stack_capture_libunwind - see stack.h. */
+uint32_t lkd_stack_capture_libunwind(uint64_t *frames, uint32_t max, uint64_t *hash)
+{
+    return libunwind_capture(frames, max, hash);
 }
 
 /* lkd_stack_capture - up to max return addresses, innermost first, the shim's dropped, and

@@ -1,8 +1,9 @@
 /*
  * stack - captures the caller's stack and interns it as a small integer id.
  *
- * Capture uses libunwind's unw_backtrace (about 6 ns per frame), loaded privately with
- * dlopen(RTLD_LOCAL) so its _Unwind_* exports never replace the C++ runtime's exception
+ * Capture reads the unwind tables itself (cfi.c, with caches of rules and of the thread's
+ * last stack) and leaves what it cannot walk to libunwind's unw_backtrace, loaded privately
+ * with dlopen(RTLD_LOCAL) so its _Unwind_* exports never replace the C++ runtime's exception
  * handling in the target (PITFALLS: "Unwinding"). LEAKDIFF_UNWIND=fp walks frame pointers
  * instead. The shim's own frames are dropped by address range, not by count.
  *
@@ -25,6 +26,9 @@ bool lkd_stack_init(int unwind_mode);
 /* Captures up to max return addresses of the current thread, shim frames removed, and
  * their hash (the one lkd_stack_hash gives). */
 uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash);
+/* The default mode's fallback alone: libunwind's unw_backtrace (for tests; lkd_stack_capture
+ * takes it when cfi.c cannot walk a stack). */
+uint32_t lkd_stack_capture_libunwind(uint64_t *frames, uint32_t max, uint64_t *hash);
 /* The hash of a stack, as lkd_stack_capture computes it. */
 uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth);
 /* Interns a stack whose hash is hash; returns its id, or LKD_STACK_NONE when out of

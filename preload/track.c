@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "cfi.h"
 #include "config.h"
 #include "control.h"
 #include "estimate.h"
@@ -240,6 +241,7 @@ static void fork_prepare(void)
     lkd_writer_lock();
     lkd_table_lock_all();
     lkd_stack_lock();
+    lkd_cfi_lock();
     lkd_thread_lock();
     lkd_arena_lock();
 }
@@ -248,6 +250,7 @@ static void fork_parent(void)
 {
     lkd_arena_unlock();
     lkd_thread_unlock();
+    lkd_cfi_unlock();
     lkd_stack_unlock();
     lkd_table_unlock_all();
     lkd_writer_unlock();

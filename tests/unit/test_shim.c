@@ -476,6 +476,71 @@ Test(stack, fp_capture_skips_own_module)
         cr_assert_not(lkd_stack_in_shim(frames[i]), "frame %u in the shim", i);
 }
 
+#include "cfi.h"
+#include "fp_walk.h"
+
+/* A function with a frame pointer (the unit tests are built with them): its return address'
+ * rule is CFA = rbp + 16, the caller's rbp saved at CFA - 16. */
+static __attribute__((noinline)) uintptr_t return_address(void)
+{
+    uintptr_t ra = (uintptr_t)__builtin_return_address(0);
+    __asm__ volatile("" ::: "memory");
+    return ra;
+}
+
+Test(stack, cfi_rules_from_eh_frame)
+{
+    lkd_cfi_rule_t r = lkd_cfi_find_rule(return_address());
+    cr_assert_eq(r.flags, LKD_CFI_OK | LKD_CFI_RBP);
+    cr_assert_eq(r.cfa_off, 16);
+    cr_assert_eq(r.rbp_slot, -2);
+    static const char data[16] = "not code";
+    cr_assert_eq(lkd_cfi_find_rule((uintptr_t)data + 1).flags, LKD_CFI_FAIL);
+    cr_assert_eq(lkd_cfi_find_rule(1).flags, LKD_CFI_FAIL);
+}
+
+/* From inside libc's qsort (its merge sort recurses, so its comparator is called from frames
+ * at several depths): the default mode's stacks against libunwind's. In the test binary the
+ * "shim" is the binary itself, so the program's frames are qsort's, Criterion's and libc's,
+ * built without frame pointers: cfi.c reads their rules from .eh_frame. */
+static struct {
+    int calls, differ, walked, same;
+} cmp_stats;
+
+static int cmp_capturing(const void *a, const void *b)
+{
+    uint64_t mine[64], ref[64], h1, h2;
+    uint32_t n1 = lkd_stack_capture(mine, 64, &h1);
+    uint32_t n2 = lkd_stack_capture_libunwind(ref, 64, &h2);
+    cmp_stats.calls++;
+    cmp_stats.differ += n1 != n2 || memcmp(mine, ref, n1 * 8) || n1 < 3 ||
+                        h1 != lkd_stack_hash(mine, n1) || h1 != h2;
+    /* cfi.c itself, to see that it walked and did not leave the stack to libunwind */
+    uintptr_t lo = 0, hi = 0;
+    bool same;
+    lkd_fp_bounds(&lo, &hi);
+    cmp_stats.walked +=
+        lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), lo, hi, mine, 64, &same) == (int)n1;
+    cmp_stats.same += same;
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+Test(stack, cfi_matches_libunwind)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    int v[300];
+    for (int i = 0; i < 300; i++)
+        v[i] = (i * 7919) % 1009;
+    qsort(v, 300, sizeof *v, cmp_capturing);
+    cr_assert_gt(cmp_stats.calls, 1000);
+    cr_assert_eq(cmp_stats.differ, 0, "%d of %d stacks differ", cmp_stats.differ, cmp_stats.calls);
+    cr_assert_eq(cmp_stats.walked, cmp_stats.calls, "cfi.c walked %d of %d", cmp_stats.walked,
+                 cmp_stats.calls);
+    /* its second call from each place is the stack its first call left */
+    cr_assert_eq(cmp_stats.same, cmp_stats.calls);
+}
+
 #include "thread.h"
 
 #define BIRTHS 5000

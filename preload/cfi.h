@@ -1,0 +1,45 @@
+/*
+ * cfi - the default mode's own unwinder: reads the DWARF call-frame information (.eh_frame)
+ * that libunwind reads, with a cache of each return address's rule and of the thread's last
+ * stack in front of it (see cfi.c). Whatever it does not handle is left to libunwind, whole
+ * stack at a time, so its stacks are libunwind's. Never calls malloc.
+ */
+#ifndef LKD_CFI_H
+#define LKD_CFI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Deepest stack (frames of the program) the unwinder handles; deeper requests go to
+ * libunwind. */
+#define LKD_CFI_MAX_DEPTH 72
+
+/* The shim's own address range: frames there are walked through, not kept. */
+void lkd_cfi_init(uintptr_t shim_start, uintptr_t shim_end);
+/* Up to max return addresses of the calling thread's program frames, innermost first, from
+ * the shim frame fp (a frame-pointer chain leads from it out of the shim), on the stack
+ * [lo, hi). Returns the count, or -1 when libunwind must take this capture. *same is set
+ * when the stack is the one this thread's previous successful call returned. */
+int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
+                    bool *same);
+/* Forgets every cached rule (a module was unloaded, its addresses may be reused). */
+void lkd_cfi_forget(void);
+/* The rule cache's lock, held across fork. */
+void lkd_cfi_lock(void);
+void lkd_cfi_unlock(void);
+
+/* For tests: the rule found for return address ra (RULE_* kinds in cfi.c), no cache. */
+typedef struct lkd_cfi_rule {
+    int32_t cfa_off;
+    int8_t rbp_slot; /* caller's rbp saved at CFA + 8 * rbp_slot; 0: not saved */
+    uint8_t flags;   /* LKD_CFI_* */
+    uint16_t tag;    /* the return address's low 16 bits, against torn reads */
+} lkd_cfi_rule_t;
+#define LKD_CFI_OK 1   /* CFA = rsp or rbp + cfa_off, return address at CFA - 8 */
+#define LKD_CFI_END 2  /* outermost frame (return address undefined) */
+#define LKD_CFI_FAIL 3 /* libunwind's case */
+#define LKD_CFI_KIND 3
+#define LKD_CFI_RBP 4 /* CFA from rbp, not rsp */
+lkd_cfi_rule_t lkd_cfi_find_rule(uintptr_t ra);
+
+#endif
