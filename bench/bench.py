@@ -43,6 +43,7 @@ leakdiff run must leave exactly one exit snapshot: otherwise the bench stops wit
 """
 
 import argparse
+import glob
 import os
 import platform
 import shutil
@@ -71,8 +72,12 @@ SAMPLED_TARGET = 1.05  # DESIGN.md section 7: sampled mode at LEAKDIFF_SAMPLE=51
 PROGRAMS = {
     "libcount_allocs.so": ("count_allocs.c", ["-O2", "-shared", "-fPIC"]),
     # frame pointers as in the shim: the fp walk starts in the library's own frames
-    "libunwind_floor.so": ("unwind_floor.c", ["-O2", "-shared", "-fPIC",
-                                              "-fno-omit-frame-pointer", "-ldl"]),
+    # with the default mode's unwinder compiled in (preload/cfi.c and the arena it uses)
+    "libunwind_floor.so": ("unwind_floor.c", ["-O2", "-shared", "-fPIC", "-D_GNU_SOURCE",
+                                              "-fno-omit-frame-pointer",
+                                              os.path.join(ROOT, "preload", "cfi.c"),
+                                              os.path.join(ROOT, "preload", "arena.c"),
+                                              "-ldl"]),
     "deep_stacks": ("deep_stacks.c", ["-O2", "-g", "-pthread"]),
     "deep_stacks_fp": ("deep_stacks.c", ["-O2", "-g", "-pthread", "-fno-omit-frame-pointer"]),
     "live_blocks": ("live_blocks.c", ["-O2", "-g"]),
@@ -138,7 +143,11 @@ def build_programs():
     os.makedirs(OUT, exist_ok=True)
     for out, (src, flags) in PROGRAMS.items():
         src_path, out_path = os.path.join(BENCH_SRC, src), os.path.join(OUT, out)
-        if os.path.exists(out_path) and os.path.getmtime(out_path) >= os.path.getmtime(src_path):
+        # rebuilt when any source it compiles or a header of the shim is newer
+        deps = [src_path] + [f for f in flags if os.path.isfile(f)] + \
+            glob.glob(os.path.join(ROOT, "preload", "*.h"))
+        if os.path.exists(out_path) and \
+                os.path.getmtime(out_path) >= max(os.path.getmtime(d) for d in deps):
             continue
         libs = [f for f in flags if f.startswith("-l")]  # after the source, for the linker
         cmd = (["cc", "-std=gnu11", "-Wall", "-Wextra"] + [f for f in flags if f not in libs]

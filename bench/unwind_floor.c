@@ -7,7 +7,10 @@
  *   UNWIND_FLOOR_DEPTH=N  frames of the program to capture, 0 to 256 (default 64, leakdiff's
  *                         default LEAKDIFF_DEPTH); 0 measures the interposition alone
  *   UNWIND_FLOOR_FP=1     walk the frame-pointer chain as LEAKDIFF_UNWIND=fp does (the
- *                         shim's own walk, preload/fp_walk.h) instead of unw_backtrace
+ *                         shim's own walk, preload/fp_walk.h)
+ *   UNWIND_FLOOR_LIBUNWIND=1  libunwind's unw_backtrace alone, instead of the default mode's
+ *                         unwinder (preload/cfi.c, compiled in, with unw_backtrace for what it
+ *                         leaves, as in the shim)
  *
  * Hooks what the shim hooks to see allocations (preload/intercept.c), valloc and pvalloc
  * included (glibc does not route them through malloc), but reallocarray, which glibc builds
@@ -21,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../preload/cfi.h"
 #include "../preload/fp_walk.h"
 
 #define MAX_DEPTH 256 /* LKD_FMT_MAX_DEPTH */
@@ -49,7 +54,7 @@ extern void __libc_free(void *);
 enum { ST_UNINIT, ST_INIT, ST_READY };
 
 static atomic_int state;
-static int depth, fp_mode; /* written before state turns ST_READY */
+static int depth, fp_mode, libunwind_mode; /* written before state turns ST_READY */
 static int (*backtrace_fn)(void **, int);
 static TLS int busy;
 static TLS uintptr_t stack_lo, stack_hi; /* this thread's stack, for the fp walk */
@@ -63,6 +68,25 @@ __attribute__((noreturn)) static void fail(const char *what, const char *value)
     _exit(127);
 }
 
+/* This library's address range, for cfi.c (which walks out of it, as out of the shim). */
+static int find_self(struct dl_phdr_info *info, size_t size, void *ctx)
+{
+    (void)size;
+    uintptr_t self = (uintptr_t)ctx, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t s = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD) {
+            lo = s < lo ? s : lo;
+            hi = s + ph->p_memsz > hi ? s + ph->p_memsz : hi;
+        }
+    }
+    if (self < lo || self >= hi)
+        return 0;
+    lkd_cfi_init(lo, hi);
+    return 1;
+}
+
 /* First use: reads the variables and loads libunwind. The first thread to come does it;
  * false for the others while it works. */
 __attribute__((noinline, cold)) static int init(void)
@@ -71,7 +95,8 @@ __attribute__((noinline, cold)) static int init(void)
     if (!atomic_compare_exchange_strong(&state, &expected, ST_INIT))
         return expected == ST_READY;
     busy = 1;
-    const char *s = getenv("UNWIND_FLOOR_DEPTH"), *f = getenv("UNWIND_FLOOR_FP");
+    const char *s = getenv("UNWIND_FLOOR_DEPTH"), *f = getenv("UNWIND_FLOOR_FP"),
+               *u = getenv("UNWIND_FLOOR_LIBUNWIND");
     depth = 64;
     if (s) {
         char *end;
@@ -82,6 +107,8 @@ __attribute__((noinline, cold)) static int init(void)
         depth = (int)d;
     }
     fp_mode = f && *f && strcmp(f, "0") != 0;
+    libunwind_mode = u && *u && strcmp(u, "0") != 0;
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&init);
     if (depth && !fp_mode) {
         void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
         if (h)
@@ -107,6 +134,18 @@ __attribute__((noinline)) static int fp_walk(void **buf, int max)
                             (uint32_t)max);
 }
 
+/* The default mode's capture, as preload/stack.c's: cfi.c, or unw_backtrace when it cannot. */
+__attribute__((noinline)) static void cfi_walk(void **buf, int max)
+{
+    uint64_t frames[LKD_CFI_MAX_DEPTH];
+    bool same;
+    if (__builtin_expect(!stack_hi, 0))
+        lkd_fp_bounds(&stack_lo, &stack_hi);
+    if (lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, frames,
+                        (uint32_t)depth, &same) < 0)
+        backtrace_fn(buf, max);
+}
+
 /* The stack of the allocation, thrown away. Out of line, as the shim's recording is. */
 __attribute__((noinline)) static void capture(void)
 {
@@ -121,8 +160,10 @@ __attribute__((noinline)) static void capture(void)
     busy = 1;
     if (fp_mode)
         fp_walk(buf, depth + OWN_FRAMES);
-    else
+    else if (libunwind_mode || depth > LKD_CFI_MAX_DEPTH)
         backtrace_fn(buf, depth + OWN_FRAMES);
+    else
+        cfi_walk(buf, depth + OWN_FRAMES);
     busy = 0;
 }
 
