@@ -137,12 +137,12 @@ __attribute__((noinline)) static int fp_walk(void **buf, int max)
 /* The default mode's capture, as preload/stack.c's: cfi.c, or unw_backtrace when it cannot. */
 __attribute__((noinline)) static void cfi_walk(void **buf, int max)
 {
-    uint64_t frames[LKD_CFI_MAX_DEPTH];
+    uint64_t frames[LKD_CFI_MAX_DEPTH], hash;
     bool same;
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
     if (lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, frames,
-                        (uint32_t)depth, &same) < 0)
+                        (uint32_t)depth, &hash, &same) < 0)
         backtrace_fn(buf, max);
 }
 

@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "stack_hash.h"
 
 #define TLS __thread __attribute__((tls_model("initial-exec")))
 
@@ -599,8 +600,9 @@ typedef struct last_stack {
     uint32_t low; /* the shim's frames are all in [0, low) (main returns into the shim) */
     bool cut;     /* frame 0 is where the depth asked for stopped, not the outermost */
     uint64_t pc[CAP], sp[CAP], rbp[CAP], chk_at[CAP], chk_val[CAP];
-    int8_t slot[CAP]; /* the caller's rbp saved at CFA + 8 * slot, 0: not saved */
-    uint8_t use[CAP]; /* USE_* */
+    uint64_t hash[CAP]; /* the hash chain (stack_hash.h) over the program's frames [0, q] */
+    int8_t slot[CAP];   /* the caller's rbp saved at CFA + 8 * slot, 0: not saved */
+    uint8_t use[CAP];   /* USE_* */
 } last_stack_t;
 #define USE_CFA 1 /* the frame's CFA is rbp-based */
 #define USE_RBP 2 /* rbp[q] matters to the walk above: a rule uses it before it is restored */
@@ -650,6 +652,7 @@ __attribute__((noinline)) static uint32_t differs_above(const last_stack_t *l, u
 static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n)
 {
     bool used = from && (l->use[from - 1] & USE_RBP);
+    uint64_t h = from ? l->hash[from - 1] : LKD_HASH_SEED;
     uint32_t out = from, low = 0;
     for (uint32_t q = 0; q < from && q < l->low; q++) /* the shim's frames kept */
         if (in_shim(l->pc[q])) {
@@ -672,6 +675,8 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
         bool shim = in_shim(t->pc[i]);
         out += !shim;
         low = shim ? q + 1 : low;
+        h = shim ? h : lkd_hash_step(h, t->pc[i]);
+        l->hash[q] = h;
     }
     l->n = from + n;
     l->out = out;
@@ -680,13 +685,15 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
 
 /* lkd_cfi_capture - see cfi.h. */
 int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
-                    bool *same)
+                    uint64_t *hash, bool *same)
 {
     /* Locals, not the globals: stores through frames could alias them. */
     const uintptr_t shim0 = shim_lo, shim_n = shim_len;
     *same = false;
-    if (!max)
+    if (!max) {
+        *hash = lkd_hash_outer_first(frames, 0);
         return 0;
+    }
     if (max > LKD_CFI_MAX_DEPTH || hi - lo < 64)
         return -1;
     /* Out of the shim along its frame-pointer chain (it is built with frame pointers). */
@@ -790,10 +797,12 @@ int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, 
             frames[k] = f;
             k += f - shim0 >= shim_n;
         }
-    } else {
+        *hash = lkd_hash_end(l->hash[l->n - 1] ^ k);
+    } else { /* the innermost max: their chain is not the last stack's */
         while (i-- > 0 && k < max)
             if (lpc[i] - shim0 >= shim_n)
                 frames[k++] = lpc[i];
+        *hash = lkd_hash_outer_first(frames, k);
     }
     return (int)k;
 }

@@ -18,10 +18,11 @@
 void lkd_cfi_init(uintptr_t shim_start, uintptr_t shim_end);
 /* Up to max return addresses of the calling thread's program frames, innermost first, from
  * the shim frame fp (a frame-pointer chain leads from it out of the shim), on the stack
- * [lo, hi). Returns the count, or -1 when libunwind must take this capture. *same is set
- * when the stack is the one this thread's previous successful call returned. */
+ * [lo, hi), and their hash (stack_hash.h's lkd_hash_outer_first). Returns the count, or -1
+ * when libunwind must take this capture. *same is set when the stack is the one this
+ * thread's previous successful call returned. */
 int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
-                    bool *same);
+                    uint64_t *hash, bool *same);
 /* Forgets every cached rule (a module was unloaded, its addresses may be reused). */
 void lkd_cfi_forget(void);
 /* The rule cache's lock, held across fork. */

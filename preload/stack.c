@@ -21,6 +21,7 @@
 #include "cfi.h"
 #include "fp_walk.h"
 #include "leakdiff/format.h"
+#include "stack_hash.h"
 #include "log.h"
 #include "uthash_arena.h"
 
@@ -56,7 +57,6 @@ static atomic_size_t memory;
 
 static __thread cache_entry_t cache[CACHE_SIZE];
 static __thread uintptr_t stack_lo, stack_hi; /* this thread's stack */
-static __thread uint64_t cfi_hash;            /* of the last stack cfi.c gave this thread */
 
 static int find_shim(struct dl_phdr_info *info, size_t size, void *ctx)
 {
@@ -102,56 +102,24 @@ bool lkd_stack_in_shim(uint64_t addr)
     return addr >= shim_start && addr < shim_end;
 }
 
-#define HASH_K 0x9e3779b97f4a7c15ull
-#define HASH_SEED 0x243f6a8885a308d3ull
-
-/* The 64-bit mix that ends both hashes. */
-static inline uint64_t hash_end(uint64_t h)
-{
-    h = (h ^ (h >> 32)) * HASH_K;
-    return h ^ (h >> 29);
-}
-
-/* Four independent multiply lanes: a single serial chain cost ~4 cycles per frame, which
- * profiling showed as 6% of a deep-stack workload. Collisions only cost a cache miss, since
- * every hit is verified against the stored frames. */
-static uint64_t hash_lanes(const uint64_t *f, uint32_t depth)
-{
-    const uint64_t k = HASH_K;
-    uint64_t a = HASH_SEED ^ depth, b = 0x13198a2e03707344ull, c = 0xa4093822299f31d0ull,
-             d = 0x082efa98ec4e6c89ull;
-    uint32_t i = 0;
-    for (; i + 4 <= depth; i += 4) {
-        a = (a ^ f[i]) * k;
-        b = (b ^ f[i + 1]) * k;
-        c = (c ^ f[i + 2]) * k;
-        d = (d ^ f[i + 3]) * k;
-    }
-    for (; i < depth; i++)
-        a = (a ^ f[i]) * k;
-    return hash_end(a ^ (b >> 17 | b << 47) ^ (c >> 31 | c << 33) ^ (d >> 47 | d << 17));
-}
-
-/* fp mode's hash: one multiply chain, computed frame by frame during the walk, where it runs
- * alongside the walk's own chain of dependent loads. */
-static inline uint64_t hash_step(uint64_t h, uint64_t frame)
-{
-    return (h ^ frame) * HASH_K;
-}
-
+/* fp mode's hash: the chain from the innermost frame out, computed frame by frame during the
+ * walk, where it runs alongside the walk's own chain of dependent loads. The default mode's
+ * runs from the outermost frame in (stack_hash.h), so that cfi.c hashes only the frames a
+ * stack does not share with the last one. */
 static uint64_t hash_chain(const uint64_t *f, uint32_t depth)
 {
-    uint64_t h = HASH_SEED;
+    uint64_t h = LKD_HASH_SEED;
     for (uint32_t i = 0; i < depth; i++)
-        h = hash_step(h, f[i]);
-    return hash_end(h ^ depth);
+        h = lkd_hash_step(h, f[i]);
+    return lkd_hash_end(h ^ depth);
 }
 
 /* lkd_stack_hash - the hash lkd_stack_capture gives for these frames (it depends on the
  * unwinding mode, fixed for the process). */
 uint64_t lkd_stack_hash(const uint64_t *frames, uint32_t depth)
 {
-    return mode == LKD_FMT_UNWIND_FP ? hash_chain(frames, depth) : hash_lanes(frames, depth);
+    return mode == LKD_FMT_UNWIND_FP ? hash_chain(frames, depth)
+                                     : lkd_hash_outer_first(frames, depth);
 }
 
 /* What fp_capture's walk keeps: the program's frames, and their hash. */
@@ -169,7 +137,7 @@ static inline __attribute__((always_inline)) bool fp_keep(void *ctx, uintptr_t r
     if (__builtin_expect(ret - k->shim_lo < k->shim_len, 0))
         return true;
     *k->at++ = ret;
-    k->h = hash_step(k->h, ret);
+    k->h = lkd_hash_step(k->h, ret);
     return k->at != k->end;
 }
 
@@ -180,13 +148,13 @@ static inline __attribute__((always_inline)) bool fp_keep(void *ctx, uintptr_t r
  * documented fallback. */
 __attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
 {
-    fp_keep_t k = {frames, frames + max, HASH_SEED, shim_start, shim_end - shim_start};
+    fp_keep_t k = {frames, frames + max, LKD_HASH_SEED, shim_start, shim_end - shim_start};
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
     if (max)
         lkd_fp_visit((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, fp_keep, &k);
     uint32_t depth = (uint32_t)(k.at - frames);
-    *hash = hash_end(k.h ^ depth);
+    *hash = lkd_hash_end(k.h ^ depth);
     return depth;
 }
 
@@ -212,7 +180,7 @@ __attribute__((noinline)) static uint32_t libunwind_capture(uint64_t *frames, ui
         frames[depth] = (uintptr_t)buf[i];
         depth += (uintptr_t)buf[i] - lo >= len;
     }
-    *hash = hash_lanes(frames, depth);
+    *hash = lkd_hash_outer_first(frames, depth);
     return depth;
 }
 
@@ -269,7 +237,7 @@ __attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint3
         lkd_fp_bounds(&stack_lo, &stack_hi);
     bool same;
     int n = lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, frames, max,
-                            &same);
+                            hash, &same);
     if (__builtin_expect(n < 0, 0)) {
 #ifdef LKD_CFI_CHECK
         check_start();
@@ -277,9 +245,6 @@ __attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint3
 #endif
         return libunwind_capture(frames, max, hash);
     }
-    if (!same)
-        cfi_hash = hash_lanes(frames, (uint32_t)n);
-    *hash = cfi_hash;
 #ifdef LKD_CFI_CHECK
     check_cfi(frames, (uint32_t)n, max, same);
 #endif

@@ -517,10 +517,11 @@ static int cmp_capturing(const void *a, const void *b)
                         h1 != lkd_stack_hash(mine, n1) || h1 != h2;
     /* cfi.c itself, to see that it walked and did not leave the stack to libunwind */
     uintptr_t lo = 0, hi = 0;
+    uint64_t h3;
     bool same;
     lkd_fp_bounds(&lo, &hi);
-    cmp_stats.walked +=
-        lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), lo, hi, mine, 64, &same) == (int)n1;
+    int n3 = lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), lo, hi, mine, 64, &h3, &same);
+    cmp_stats.walked += n3 == (int)n1 && h3 == h1;
     cmp_stats.same += same;
     int x = *(const int *)a, y = *(const int *)b;
     return (x > y) - (x < y);
