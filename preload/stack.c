@@ -21,8 +21,8 @@
 #include "cfi.h"
 #include "fp_walk.h"
 #include "leakdiff/format.h"
-#include "stack_hash.h"
 #include "log.h"
+#include "stack_hash.h"
 #include "uthash_arena.h"
 
 #define CHUNK_BITS 12
@@ -78,7 +78,8 @@ static int find_shim(struct dl_phdr_info *info, size_t size, void *ctx)
     return 0;
 }
 
-/* lkd_stack_init - loads libunwind privately (or selects fp mode). Guard held. */
+/* lkd_stack_init - loads libunwind privately (or selects fp mode). Guard held. False when
+ * libunwind cannot be loaded: cfi.c still walks what it can, the rest is empty. */
 bool lkd_stack_init(int unwind_mode)
 {
     mode = unwind_mode;
@@ -90,7 +91,9 @@ bool lkd_stack_init(int unwind_mode)
     if (h)
         *(void **)&backtrace_fn = dlsym(h, "unw_backtrace");
     if (!backtrace_fn) {
-        lkd_log_warn("cannot load libunwind.so.8 (%s); stacks will be empty", dlerror());
+        lkd_log_warn("cannot load libunwind.so.8 (%s); stacks through signal handlers or code "
+                     "without unwind tables will be empty",
+                     dlerror());
         return false;
     }
     return true;

@@ -20,8 +20,8 @@
 
 #define LKD_STACK_NONE UINT32_MAX
 
-/* Loads the unwinder and finds the shim's address range; false when no unwinder loaded
- * (stacks are then empty, and the snapshot says so). */
+/* Loads libunwind and finds the shim's address range; false when libunwind could not be
+ * loaded (the stacks that need it are then empty). */
 bool lkd_stack_init(int unwind_mode);
 /* Captures up to max return addresses of the current thread, shim frames removed, and
  * their hash (the one lkd_stack_hash gives). */
