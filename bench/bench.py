@@ -23,8 +23,9 @@ on the two floors under leakdiff's full mode (--no-floor skips them) and under h
 rounds, the order rotating every round. The floors are a preload that does nothing but
 interpose the allocator and capture the stack (bench/unwind_floor.c, no table, no
 bookkeeping): "unwind" captures each allocation's stack, up to 64 frames as leakdiff does by
-default, with libunwind's unw_backtrace (with the frame-pointer walk of LEAKDIFF_UNWIND=fp
-where the workload sets that), into a buffer it throws away; "interpose" only interposes
+default, with the default mode's unwinder (preload/cfi.c compiled in, libunwind's
+unw_backtrace for what it leaves; the frame-pointer walk of LEAKDIFF_UNWIND=fp where the
+workload sets that), into a buffer it throws away; "interpose" only interposes
 (UNWIND_FLOOR_DEPTH=0). What leakdiff costs above "unwind" is its own; "unwind" itself is
 what any tracker recording full stacks that way pays.
 Reported: medians of wall time and of max RSS (wait4 rusage taken by bench/launch.c: the
@@ -395,8 +396,9 @@ def table(ws, mem, args, elapsed):
     if floor:
         lines.append("(unwind, interpose: the floor under leakdiff's full mode, "
                      "bench/unwind_floor.c: a preload that only interposes the allocator and "
-                     "captures each allocation's stack, up to 64 frames, with libunwind (on the "
-                     "LEAKDIFF_UNWIND=fp row with the frame-pointer walk) into a buffer it throws "
+                     "captures each allocation's stack, up to 64 frames, as the default mode does "
+                     "(preload/cfi.c, libunwind for what it leaves; on the LEAKDIFF_UNWIND=fp row "
+                     "the frame-pointer walk) into a buffer it throws "
                      "away, no table, no bookkeeping; interpose: the same without the capture)")
     return "\n".join(lines) + "\n"
 
