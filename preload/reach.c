@@ -965,11 +965,26 @@ static bool libc_data(const char *path, const char *eol)
     return len >= 9 && memmem(path, len, "/libc.so.", 9) != NULL;
 }
 
+/* True when valgrind runs this process: the list then holds valgrind's own memory, which
+ * is not the program's and which valgrind unmaps as it translates the scan's own code (a
+ * mapping listed a moment ago faulted under callgrind). Its tool is mapped as an executable
+ * named like /usr/libexec/valgrind/memcheck-amd64-linux. */
+static bool valgrind_maps(const char *maps)
+{
+    for (const char *p = maps; (p = strstr(p, "/valgrind/")) != NULL; p++) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > 6 && !memcmp(p + len - 6, "-linux", 6))
+            return true;
+    }
+    return false;
+}
+
 /* Every root mapping of /proc/self/maps. False when the list is unusable (then the
  * loaded objects' writable segments are the roots). */
 static bool scan_mappings(scan_t *s, const uintptr_t *sps, size_t nsp)
 {
-    if (!st.maps_len || !st.arena_complete)
+    if (!st.maps_len || !st.arena_complete || valgrind_maps(st.maps))
         return false;
     for (const char *p = st.maps; *p;) {
         char *end, perms[5] = "";
