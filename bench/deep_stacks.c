@@ -51,14 +51,23 @@ static inline uint64_t step(worker_t *w, int depth, unsigned pattern, unsigned s
                          : chain_b(w, depth - 1, pattern >> 1, size) + 2;
 }
 
+/* The empty asm hides the result from the compiler: without it GCC turns a function's calls
+ * to itself (chain_a to chain_a) into a loop, multiplying as it goes (tail recursion with an
+ * accumulator), and a run of one letter in the pattern was one frame, not many. */
+#define OPAQUE(x) __asm__ volatile("" : "+r"(x))
+
 NOIPA static uint64_t chain_a(worker_t *w, int depth, unsigned pattern, unsigned size)
 {
-    return step(w, depth, pattern, size) * 3;
+    uint64_t r = step(w, depth, pattern, size);
+    OPAQUE(r);
+    return r * 3;
 }
 
 NOIPA static uint64_t chain_b(worker_t *w, int depth, unsigned pattern, unsigned size)
 {
-    return step(w, depth, pattern, size) * 5;
+    uint64_t r = step(w, depth, pattern, size);
+    OPAQUE(r);
+    return r * 5;
 }
 
 NOIPA static void *run_worker(void *arg)
