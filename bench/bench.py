@@ -19,7 +19,8 @@ Each runs bare, under leakdiff (LD_PRELOAD=build/libleakdiff.so, LEAKDIFF_OUTPUT
 dir, exit snapshot included), under leakdiff's sampled mode (the same with
 LEAKDIFF_SAMPLE=--sample, default 524288 = 512 KiB as in DESIGN.md section 7; 0 skips it),
 on the two floors under leakdiff's full mode (--no-floor skips them) and under heaptrack
-(`heaptrack -o FILE`, its interpreter and compression included), interleaved for several
+(`heaptrack -o FILE`, its interpreter and compression included; on a workload heaptrack
+fails on, `heaptrack --raw`, recording only, marked "r" and why), interleaved for several
 rounds, the order rotating every round. The floors are a preload that does nothing but
 interpose the allocator and capture the stack (bench/unwind_floor.c, no table, no
 bookkeeping): "unwind" captures each allocation's stack, up to 64 frames as leakdiff does by
@@ -99,6 +100,7 @@ class Workload:
         self.rss = {m: [] for m in MODES}
         self.expected_stdout = None
         self.same_output = same_output  # False: the program prints measurements of its own
+        self.heaptrack_failed = None  # why heaptrack failed on it (then run with --raw)
 
 
 def workloads(scale):
@@ -167,11 +169,12 @@ def base_env(**extra):
     return env
 
 
-def measure(cmd, env, stdin=None, scratch=None, child_env=None):
+def measure(cmd, env, stdin=None, scratch=None, child_env=None, failed=None):
     """Runs cmd to completion through build/bench/launch (see launch.c: ru_maxrss of a direct
     child of this interpreter would be this interpreter's). Returns (wall seconds, max RSS of
     the command's largest process in KiB, its stdout, monotonic time it ended). child_env
-    goes to the command only, not to the launcher (LD_PRELOAD)."""
+    goes to the command only, not to the launcher (LD_PRELOAD). A non-zero exit ends the
+    bench, unless failed is given: failed(why) is then called and None returned."""
     scratch = scratch or tempfile.mkdtemp(dir=OUT)
     out_path, err_path = os.path.join(scratch, ".stdout"), os.path.join(scratch, ".stderr")
     rss_path = os.path.join(scratch, ".rusage")
@@ -187,8 +190,15 @@ def measure(cmd, env, stdin=None, scratch=None, child_env=None):
         stdout = f.read()
     if proc.returncode != 0:
         with open(err_path, "rb") as f:
-            die("%s exited with %d:\n%s" % (" ".join(cmd), proc.returncode,
-                                            f.read().decode(errors="replace")[-2000:]))
+            err = f.read().decode(errors="replace")
+        if failed is None:
+            die("%s exited with %d:\n%s" % (" ".join(cmd), proc.returncode, err[-2000:]))
+        lines = [x.strip() for x in err.splitlines() if x.strip()]
+        failed("exit status %d%s" % (proc.returncode, ", " + lines[-1] if lines else ""))
+        for p in (out_path, err_path, rss_path):
+            if os.path.exists(p):
+                os.unlink(p)
+        return None
     with open(rss_path) as f:
         maxrss = int(f.read().split("=", 1)[1])
     for p in (out_path, err_path, rss_path):
@@ -206,6 +216,7 @@ def run_mode(w, mode, scratch, sample=0):
     env = base_env(**w.env)
     cmd = list(w.cmd)
     child_env = None
+    raw = []
     if mode in ("leakdiff", "sampled"):
         child_env = {"LD_PRELOAD": SHIM, "LEAKDIFF_OUTPUT": scratch}
     if mode == "sampled":
@@ -218,8 +229,18 @@ def run_mode(w, mode, scratch, sample=0):
         if mode == "interpose":
             child_env["UNWIND_FLOOR_DEPTH"] = "0"
     elif mode == "heaptrack":
-        cmd = [HEAPTRACK, "-o", os.path.join(scratch, "heaptrack.data")] + cmd
-    wall, rss, stdout, _ = measure(cmd, env, w.stdin, scratch, child_env)
+        raw = ["--raw"] if w.heaptrack_failed else []
+        cmd = [HEAPTRACK] + raw + ["-o", os.path.join(scratch, "heaptrack.data")] + cmd
+    # heaptrack failing is a result to report, not an error: the run is made again with
+    # --raw (recording only, no interpreter), as are the workload's later heaptrack runs
+    failed = (lambda why: setattr(w, "heaptrack_failed", why)) if mode == "heaptrack" else None
+    got = measure(cmd, env, w.stdin, scratch, child_env, failed if not raw else None)
+    if got is None:
+        for name in os.listdir(scratch):
+            path = os.path.join(scratch, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        return run_mode(w, mode, scratch, sample)
+    wall, rss, stdout, _ = got
     if mode == "bare":
         if w.expected_stdout is None or not w.same_output:
             w.expected_stdout = stdout
@@ -358,11 +379,15 @@ def table(ws, mem, args, elapsed):
         med = {m: statistics.median(w.times[m]) if w.times[m] else None for m in MODES}
         rss = {m: statistics.median(w.rss[m]) if w.rss[m] else None for m in MODES}
 
+        raw = " r" if w.heaptrack_failed else ""  # heaptrack --raw
+
         def t(m):
-            return "%.2fs" % med[m] if med[m] is not None else "-"
+            return "%.2fs" % med[m] + (raw if m == "heaptrack" else "") if med[m] is not None \
+                else "-"
 
         def ratio(m):
-            return "%.2fx" % (med[m] / med["bare"]) if med[m] is not None else "-"
+            return "%.2fx" % (med[m] / med["bare"]) + (raw if m == "heaptrack" else "") \
+                if med[m] is not None else "-"
 
         def r(m):
             return fmt_mib(rss[m]) if rss[m] is not None else "-"
@@ -375,6 +400,11 @@ def table(ws, mem, args, elapsed):
                             "<=%.2fx" % SAMPLED_TARGET if sampled else "-", ratio("heaptrack"),
                             "%.1fx" % w.heaptrack_ref if w.heaptrack_ref else "-", r("bare"),
                             r("leakdiff"), r("sampled"), r("heaptrack")))
+    for w in ws:
+        if w.heaptrack_failed:
+            lines.append("r: heaptrack failed on %s (%s), which was then run with heaptrack "
+                         "--raw (recording only, without its interpreter)"
+                         % (w.name, w.heaptrack_failed))
     lines.append("")
     if mem:
         lines.append("tracker memory per live block: %.1f B  (target <= 32 B; %s blocks live: "
@@ -450,7 +480,11 @@ def main():
         for r in range(args.rounds):
             order = modes[r % len(modes):] + modes[:r % len(modes)]
             for w in ws:
-                walls = ["%s %.2fs" % (m, run_mode(w, m, scratch, args.sample)) for m in order]
+                walls = []
+                for m in order:
+                    wall = run_mode(w, m, scratch, args.sample)
+                    m = m + " --raw" if m == "heaptrack" and w.heaptrack_failed else m
+                    walls.append("%s %.2fs" % (m, wall))
                 print("round %d/%d  %-8s %s" % (r + 1, args.rounds, w.name, ", ".join(walls)),
                       flush=True)
         mem = None
