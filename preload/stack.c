@@ -5,9 +5,12 @@
  * - A stack record is immutable once its id is published; ids index a chunked array whose
  *   chunks never move, so readers need no lock to go from id to frames.
  * - The per-thread cache (initial-exec TLS, so reading it never allocates) maps a stack's
- *   64-bit hash to its id; a hit is verified against the record's frames, so a hash
- *   collision can never merge two different stacks.
- * Never calls malloc: records come from the arena, uthash is redirected to it.
+ *   64-bit hash to its record; behind it, the shared index does for all threads without a
+ *   lock. Every hit is verified against the record's frames, so a hash collision can never
+ *   merge two different stacks.
+ * - Records are added under the lock only; an index slot, once written, never changes, and
+ *   an index outgrown is replaced whole and kept (a reader may still be in it).
+ * Never calls malloc: records and index tables come from the arena.
  */
 #include "stack.h"
 
@@ -22,17 +25,17 @@
 #include "fp_walk.h"
 #include "leakdiff/format.h"
 #include "log.h"
+#include "arena.h"
 #include "stack_hash.h"
-#include "uthash_arena.h"
 
 #define CHUNK_BITS 12
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS 4096 /* 16M distinct stacks */
-#define CACHE_SIZE 128  /* per thread */
+#define CACHE_SIZE 512  /* per thread: 8 KiB */
+#define INDEX_FIRST 4096
 #define SHIM_FRAMES_MAX 8
 
 typedef struct stack_rec {
-    UT_hash_handle hh;
     uint64_t hash;
     uint32_t id;
     uint32_t depth;
@@ -49,8 +52,22 @@ static int (*backtrace_fn)(void **buffer, int size);
 static int mode;
 static uintptr_t shim_start, shim_end;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static stack_rec_t *table;
+/* The shared index: open addressing from a stack's hash to its record, read without a
+ * lock. Hand-written rather than uthash, whose lookups need the lock: with more call sites
+ * than the per-thread cache holds, two threads queued on it for most allocations. */
+typedef struct index_slot {
+    _Atomic uint64_t hash; /* 0: empty (a hash of 0 is stored as 1) */
+    _Atomic(const stack_rec_t *) rec;
+} index_slot_t;
+
+typedef struct stack_index {
+    uint64_t mask;
+    uint64_t used;
+    index_slot_t slots[];
+} stack_index_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* adding records */
+static _Atomic(stack_index_t *) shared;
 static _Atomic(stack_rec_t **) chunks[MAX_CHUNKS];
 static atomic_uint count;
 static atomic_size_t memory;
@@ -287,55 +304,114 @@ static bool same(const stack_rec_t *r, const uint64_t *frames, uint32_t depth)
     return diff == 0;
 }
 
-/* Adds a new record under the lock; LKD_STACK_NONE when out of memory. */
-__attribute__((noinline)) static uint32_t insert_locked(const uint64_t *frames, uint32_t depth,
-                                                        uint64_t h)
+static inline uint64_t index_key(uint64_t h)
+{
+    return h ? h : 1;
+}
+
+/* The record of this stack in the index, or NULL. Lock-free: a slot's record is stored
+ * before its hash, which is stored with release. */
+static const stack_rec_t *index_find(const stack_index_t *x, const uint64_t *frames, uint32_t depth,
+                                     uint64_t h)
+{
+    uint64_t key = index_key(h);
+    for (uint64_t i = (h >> 9) & x->mask;; i = (i + 1) & x->mask) {
+        uint64_t k = atomic_load_explicit(&x->slots[i].hash, memory_order_acquire);
+        if (!k)
+            return NULL;
+        if (k == key) {
+            const stack_rec_t *r = atomic_load_explicit(&x->slots[i].rec, memory_order_relaxed);
+            if (same(r, frames, depth))
+                return r;
+        }
+    }
+}
+
+static void index_put(stack_index_t *x, const stack_rec_t *r)
+{
+    uint64_t i = (r->hash >> 9) & x->mask;
+    while (atomic_load_explicit(&x->slots[i].hash, memory_order_relaxed))
+        i = (i + 1) & x->mask;
+    atomic_store_explicit(&x->slots[i].rec, r, memory_order_relaxed);
+    atomic_store_explicit(&x->slots[i].hash, index_key(r->hash), memory_order_release);
+    x->used++;
+}
+
+/* The index with room for one more record (at most half full), grown into a new table when
+ * needed; NULL when out of memory and full. Lock held. */
+static stack_index_t *index_room(void)
+{
+    stack_index_t *x = atomic_load_explicit(&shared, memory_order_relaxed);
+    if (x && (x->used + 1) * 2 <= x->mask + 1)
+        return x;
+    uint64_t slots = x ? (x->mask + 1) * 2 : INDEX_FIRST;
+    size_t bytes = sizeof(stack_index_t) + slots * sizeof(index_slot_t);
+    stack_index_t *n = lkd_arena_alloc(bytes);
+    if (!n) /* keep filling the old one, up to 7/8 */
+        return x && (x->used + 1) * 8 <= (x->mask + 1) * 7 ? x : NULL;
+    n->mask = slots - 1;
+    for (uint64_t i = 0; x && i <= x->mask; i++) {
+        const stack_rec_t *r = atomic_load_explicit(&x->slots[i].rec, memory_order_relaxed);
+        if (atomic_load_explicit(&x->slots[i].hash, memory_order_relaxed))
+            index_put(n, r);
+    }
+    atomic_fetch_add_explicit(&memory, bytes, memory_order_relaxed);
+    atomic_store_explicit(&shared, n, memory_order_release);
+    return n;
+}
+
+/* Adds a new record under the lock; NULL when out of memory. */
+__attribute__((noinline)) static const stack_rec_t *insert_locked(const uint64_t *frames,
+                                                                  uint32_t depth, uint64_t h)
 {
     uint32_t id = atomic_load_explicit(&count, memory_order_relaxed);
-    if (id >= MAX_CHUNKS * CHUNK_SIZE)
-        return LKD_STACK_NONE;
+    stack_index_t *x = index_room();
+    if (id >= MAX_CHUNKS * CHUNK_SIZE || !x)
+        return NULL;
     stack_rec_t **chunk = atomic_load_explicit(&chunks[id >> CHUNK_BITS], memory_order_relaxed);
     if (!chunk) {
         if (!(chunk = lkd_arena_alloc(CHUNK_SIZE * sizeof *chunk)))
-            return LKD_STACK_NONE;
+            return NULL;
         atomic_store_explicit(&chunks[id >> CHUNK_BITS], chunk, memory_order_release);
         atomic_fetch_add_explicit(&memory, CHUNK_SIZE * sizeof *chunk, memory_order_relaxed);
     }
     size_t size = sizeof(stack_rec_t) + depth * sizeof *frames;
     stack_rec_t *r = lkd_arena_alloc(size);
     if (!r)
-        return LKD_STACK_NONE;
+        return NULL;
     if (depth)
         memcpy(r->frames, frames, depth * sizeof *frames);
     r->hash = h;
     r->id = id;
     r->depth = depth;
-    HASH_ADD_KEYPTR_BYHASHVALUE(hh, table, r->frames, depth * sizeof *frames, (unsigned)h, r);
-    if (!r->hh.tbl) { /* uthash out of memory (HASH_NONFATAL_OOM) */
-        lkd_arena_free(r, size);
-        return LKD_STACK_NONE;
-    }
     atomic_fetch_add_explicit(&memory, size, memory_order_relaxed);
     chunk[id & (CHUNK_SIZE - 1)] = r;
     atomic_store_explicit(&count, id + 1, memory_order_release);
-    return id;
+    index_put(x, r);
+    return r;
 }
 
-/* The shared table's id of a stack the thread's cache entry c did not have; it then has it.
- * Out of line, so that a hit saves no registers for it. */
+/* The shared index's id of a stack the thread's cache entry c did not have; it then has it.
+ * The lock only to add a stack never seen. Out of line, so that a hit saves no registers
+ * for it. */
 __attribute__((noinline)) static uint32_t intern_shared(const uint64_t *frames, uint32_t depth,
                                                         uint64_t h, cache_entry_t *c)
 {
-    stack_rec_t *r;
-    pthread_mutex_lock(&lock);
-    HASH_FIND_BYHASHVALUE(hh, table, frames, depth * sizeof *frames, (unsigned)h, r);
-    uint32_t id = r ? r->id : insert_locked(frames, depth, h);
-    pthread_mutex_unlock(&lock);
-    if (id != LKD_STACK_NONE) {
-        c->hash = h;
-        c->rec = rec_of(id);
+    const stack_index_t *x = atomic_load_explicit(&shared, memory_order_acquire);
+    const stack_rec_t *r = x ? index_find(x, frames, depth, h) : NULL;
+    if (!r) {
+        pthread_mutex_lock(&lock);
+        x = atomic_load_explicit(&shared, memory_order_relaxed);
+        r = x ? index_find(x, frames, depth, h) : NULL;
+        if (!r)
+            r = insert_locked(frames, depth, h);
+        pthread_mutex_unlock(&lock);
+        if (!r)
+            return LKD_STACK_NONE;
     }
-    return id;
+    c->hash = h;
+    c->rec = r;
+    return r->id;
 }
 
 /* lkd_stack_intern - id of this stack, whose hash is h (lkd_stack_hash), adding it when
@@ -367,7 +443,8 @@ uint32_t lkd_stack_count(void)
     return atomic_load_explicit(&count, memory_order_acquire);
 }
 
-/* lkd_stack_lock - the stack table lock (order: after the live table, before the arena). */
+/* lkd_stack_lock - the lock that adds stacks (order: after the live table, before the
+ * arena). */
 void lkd_stack_lock(void)
 {
     pthread_mutex_lock(&lock);
@@ -379,7 +456,7 @@ void lkd_stack_unlock(void)
     pthread_mutex_unlock(&lock);
 }
 
-/* lkd_stack_memory - tracker bytes used by stack records and the id chunks. */
+/* lkd_stack_memory - tracker bytes used by stack records, the id chunks and the index. */
 size_t lkd_stack_memory(void)
 {
     return atomic_load_explicit(&memory, memory_order_relaxed);

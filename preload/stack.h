@@ -7,8 +7,8 @@
  * handling in the target (PITFALLS: "Unwinding"). LEAKDIFF_UNWIND=fp walks frame pointers
  * instead. The shim's own frames are dropped by address range, not by count.
  *
- * Interning: identical stacks get the same id. A per-thread cache of recent stacks skips
- * the shared table lock for repeated call sites; the shared table is uthash under one lock.
+ * Interning: identical stacks get the same id. A per-thread cache of recent stacks, then a
+ * shared index read without a lock; the lock only adds a stack never seen.
  * Never calls malloc (guard held by callers; memory from the arena).
  */
 #ifndef LKD_STACK_H

@@ -446,6 +446,43 @@ Test(stack, concurrent_interning_agrees)
     }
 }
 
+/* Stacks under one hash (0 included, stored as 1 in the index) stay apart, past the
+ * per-thread cache (other threads) and through the index's growth. */
+static void *collide_worker(void *arg)
+{
+    uint32_t *ids = arg;
+    for (uint64_t i = 0; i < 3; i++)
+        for (uint64_t k = 0; k < 20000; k++) {
+            uint64_t frames[2] = {0x5000 + k, k % 7};
+            uint32_t id = lkd_stack_intern(frames, 2, k % 3 ? k : 0);
+            if (i == 0)
+                ids[k] = id;
+            else if (ids[k] != id)
+                ids[k] = LKD_STACK_NONE;
+        }
+    return NULL;
+}
+
+Test(stack, index_grows_and_keeps_colliding_stacks_apart)
+{
+    static uint32_t ids[3][20000];
+    pthread_t th[2];
+    collide_worker(ids[0]);
+    for (int t = 0; t < 2; t++)
+        pthread_create(&th[t], NULL, collide_worker, ids[t + 1]);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    cr_assert_eq(lkd_stack_count(), 20000);
+    for (int k = 0; k < 20000; k++) {
+        cr_assert_eq(ids[1][k], ids[0][k], "stack %d", k);
+        cr_assert_eq(ids[2][k], ids[0][k], "stack %d", k);
+        uint32_t depth;
+        const uint64_t *f = lkd_stack_frames(ids[0][k], &depth);
+        cr_assert(depth == 2 && f[0] == 0x5000u + (uint64_t)k && f[1] == (uint64_t)k % 7,
+                  "stack %d has its own frames", k);
+    }
+}
+
 static __attribute__((noinline)) uint32_t capture_here(uint64_t *frames)
 {
     uint64_t hash;
