@@ -31,7 +31,7 @@
 #define CHUNK_BITS 12
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS 4096 /* 16M distinct stacks */
-#define CACHE_SIZE 512  /* per thread: 8 KiB */
+#define CACHE_SIZE 128  /* per thread: 2 KiB (static TLS: see cache) */
 #define INDEX_FIRST 4096
 #define SHIM_FRAMES_MAX 8
 
@@ -72,6 +72,9 @@ static _Atomic(stack_rec_t **) chunks[MAX_CHUNKS];
 static atomic_uint count;
 static atomic_size_t memory;
 
+/* Static TLS, like all the shim's thread-local data: glibc puts it on every thread's stack
+ * and refuses a stack smaller than it plus 2 KiB, so it must stay small (512 entries, 8 KiB,
+ * made 16 KiB stacks fail: samples/small_stack_thread.c). */
 static __thread cache_entry_t cache[CACHE_SIZE];
 static __thread uintptr_t stack_lo, stack_hi; /* this thread's stack */
 
