@@ -183,11 +183,7 @@ static bool run_cfa(cursor_t *c, cfa_state_t *s, const cfa_state_t *initial, uin
         case 0x09: /* register */
             reg = uleb(c);
             (void)uleb(c);
-            if (reg == DW_REG_RBP)
-                s->rbp.how = OTHER;
-            else if (reg == DW_REG_RA)
-                s->ra.how = OTHER;
-            break;
+            goto other;
         case 0x0a: /* remember_state */
             if (depth == STATE_STACK)
                 return false;
@@ -220,11 +216,7 @@ static bool run_cfa(cursor_t *c, cfa_state_t *s, const cfa_state_t *initial, uin
             if (n > (uint64_t)(c->end - c->p))
                 return false;
             c->p += n;
-            if (reg == DW_REG_RBP)
-                s->rbp.how = OTHER;
-            else if (reg == DW_REG_RA)
-                s->ra.how = OTHER;
-            break;
+            goto other;
         }
         case 0x11: /* offset_extended_sf */
             reg = uleb(c);
@@ -243,11 +235,7 @@ static bool run_cfa(cursor_t *c, cfa_state_t *s, const cfa_state_t *initial, uin
                 (void)uleb(c);
             else
                 (void)sleb(c);
-            if (reg == DW_REG_RBP)
-                s->rbp.how = OTHER;
-            else if (reg == DW_REG_RA)
-                s->ra.how = OTHER;
-            break;
+            goto other;
         case 0x2e: (void)uleb(c); break; /* GNU_args_size */
         case 0x2f:                       /* GNU_negative_offset_extended */
             reg = uleb(c);
@@ -269,6 +257,12 @@ static bool run_cfa(cursor_t *c, cfa_state_t *s, const cfa_state_t *initial, uin
             if (off != r->off)
                 r->how = OTHER;
         }
+        continue;
+    other: /* a rule this unwinder does not follow: a frame that needs it is left to libunwind */
+        if (reg == DW_REG_RBP)
+            s->rbp.how = OTHER;
+        else if (reg == DW_REG_RA)
+            s->ra.how = OTHER;
         continue;
     restore:
         if (!initial)
