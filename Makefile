@@ -98,10 +98,15 @@ $(B)/san/%.o: %.c $(wildcard preload/*.h analyzer/*.h tests/unit/*.h include/*.h
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) -Ipreload -Ianalyzer $(CFLAGS) $(SAN_FLAGS) -fPIC -c -o $@ $<
 
+# The unit tests give the stack transitions' table 4 entries, so that transitions share
+# them and a hit must be told from a collision (test_shim.c).
+$(B)/san/preload/stack.o: CPPFLAGS += -DLKD_TRANS_BITS=2
+
 # Shared libraries the symbolizer tests load: C++ with inlined templates, and the same
 # linked so that its first segment is not at address 0.
 FIXTURES := $(B)/fixtures/libsymbols_fixture.so $(B)/fixtures/libsymbols_fixture_nz.so \
-            $(B)/fixtures/libsymbols_stripped.so $(B)/fixtures/libsymbols_stripped.debug
+            $(B)/fixtures/libsymbols_stripped.so $(B)/fixtures/libsymbols_stripped.debug \
+            $(B)/fixtures/libtrans_fixture.so
 $(B)/fixtures/libsymbols_fixture.so: tests/unit/fixtures/symbols_fixture.cc
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O1 -g -fPIC -shared -o $@ $<
@@ -115,6 +120,9 @@ $(B)/fixtures/libsymbols_stripped.debug: tests/unit/fixtures/symbols_stripped.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O1 -g -fPIC -shared -Wl,--build-id -o $(@:.debug=.full.so) $<
 	objcopy --only-keep-debug $(@:.debug=.full.so) $@
+$(B)/fixtures/libtrans_fixture.so: tests/unit/fixtures/trans_fixture.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O1 -g -fPIC -shared -o $@ $<
 $(B)/fixtures/libsymbols_stripped.so: $(B)/fixtures/libsymbols_stripped.debug
 	strip --strip-unneeded --remove-section=.comment -o $@ $(<:.debug=.full.so)
 

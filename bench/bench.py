@@ -22,11 +22,12 @@ on the two floors under leakdiff's full mode (--no-floor skips them) and under h
 (`heaptrack -o FILE`, its interpreter and compression included; on a workload heaptrack
 fails on, `heaptrack --raw`, recording only, marked "r" and why), interleaved for several
 rounds, the order rotating every round. The floors are a preload that does nothing but
-interpose the allocator and capture the stack (bench/unwind_floor.c, no table, no
-bookkeeping): "unwind" captures each allocation's stack, up to 64 frames as leakdiff does by
-default, with the default mode's unwinder (preload/cfi.c compiled in, libunwind's
-unw_backtrace for what it leaves; the frame-pointer walk of LEAKDIFF_UNWIND=fp where the
-workload sets that), into a buffer it throws away; "interpose" only interposes
+interpose the allocator and walk the stack (bench/unwind_floor.c, no table, no
+bookkeeping): "unwind" walks each allocation's stack, up to 64 frames as leakdiff does by
+default, with the default mode's unwinder (preload/cfi.c compiled in, its walk alone, which
+the shim also writes out only for stacks its transitions do not know; libunwind's
+unw_backtrace, into a buffer, for what it leaves; the frame-pointer walk of
+LEAKDIFF_UNWIND=fp, into a buffer, where the workload sets that); "interpose" only interposes
 (UNWIND_FLOOR_DEPTH=0). What leakdiff costs above "unwind" is its own; "unwind" itself is
 what any tracker recording full stacks that way pays.
 Reported: medians of wall time and of max RSS (wait4 rusage taken by bench/launch.c: the
@@ -426,10 +427,10 @@ def table(ws, mem, args, elapsed):
     if floor:
         lines.append("(unwind, interpose: the floor under leakdiff's full mode, "
                      "bench/unwind_floor.c: a preload that only interposes the allocator and "
-                     "captures each allocation's stack, up to 64 frames, as the default mode does "
-                     "(preload/cfi.c, libunwind for what it leaves; on the LEAKDIFF_UNWIND=fp row "
-                     "the frame-pointer walk) into a buffer it throws "
-                     "away, no table, no bookkeeping; interpose: the same without the capture)")
+                     "walks each allocation's stack, up to 64 frames, as the default mode does "
+                     "(preload/cfi.c's walk, libunwind into a buffer for what it leaves; on the "
+                     "LEAKDIFF_UNWIND=fp row the frame-pointer walk into a buffer), no table, no "
+                     "bookkeeping; interpose: the same without the walk)")
     return "\n".join(lines) + "\n"
 
 

@@ -1,8 +1,10 @@
 /*
  * unwind_floor - the floor under leakdiff's full mode, used by bench.py: an LD_PRELOAD
  * library that does on each allocation only what no stack-recording tracker can skip, and
- * nothing else: interpose the allocator and capture the stack into a buffer that is thrown
- * away. No table, no stack interning, no counters, no snapshot. Not part of leakdiff.
+ * nothing else: interpose the allocator and walk the stack (into a buffer that is thrown
+ * away, or in the default mode cfi.c's walk alone: the shim writes a stack out only when its
+ * transitions do not know it). No table, no stack interning, no counters, no snapshot. Not
+ * part of leakdiff.
  *
  *   UNWIND_FLOOR_DEPTH=N  frames of the program to capture, 0 to 256 (default 64, leakdiff's
  *                         default LEAKDIFF_DEPTH); 0 measures the interposition alone
@@ -134,15 +136,14 @@ __attribute__((noinline)) static int fp_walk(void **buf, int max)
                             (uint32_t)max);
 }
 
-/* The default mode's capture, as preload/stack.c's: cfi.c, or unw_backtrace when it cannot. */
+/* The default mode's walk, as preload/stack.c's: cfi.c, or unw_backtrace when it cannot. */
 __attribute__((noinline)) static void cfi_walk(void **buf, int max)
 {
-    uint64_t frames[LKD_CFI_MAX_DEPTH], hash;
-    bool same;
+    lkd_cfi_walk_t w;
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
-    if (lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, frames,
-                        (uint32_t)depth, &hash, &same) < 0)
+    if (lkd_cfi_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, (uint32_t)depth,
+                     &w) < 0)
         backtrace_fn(buf, max);
 }
 

@@ -588,11 +588,13 @@ void lkd_cfi_init(uintptr_t shim_start, uintptr_t shim_end)
  * the word chk_at[q] (the caller's saved rbp, or the return address again when no rbp was
  * read or its value matters to nothing), which held chk_val[q]. */
 typedef struct last_stack {
-    uint32_t n;   /* frames */
-    uint32_t gen; /* rules_gen when it was walked: older ones are dropped */
-    uint32_t out; /* of them the program's (the others are the shim's) */
-    uint32_t low; /* the shim's frames are all in [0, low) (main returns into the shim) */
-    bool cut;     /* frame 0 is where the depth asked for stopped, not the outermost */
+    uint32_t n;      /* frames */
+    uint32_t gen;    /* rules_gen when it was walked: older ones are dropped */
+    uint32_t out;    /* of them the program's (the others are the shim's) */
+    uint32_t low;    /* the shim's frames are all in [0, low) (main returns into the shim) */
+    bool cut;        /* frame 0 is where the depth asked for stopped, not the outermost */
+    bool whole;      /* the last walk's output was all the program's frames (out <= its max) */
+    const void *rec; /* lkd_cfi_set_rec's record of this stack; NULL: none */
     uint64_t pc[CAP], sp[CAP], rbp[CAP], chk_at[CAP], chk_val[CAP];
     uint64_t hash[CAP]; /* the hash chain (stack_hash.h) over the program's frames [0, q] */
     int8_t slot[CAP];   /* the caller's rbp saved at CFA + 8 * slot, 0: not saved */
@@ -677,18 +679,14 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
     l->low = low;
 }
 
-/* lkd_cfi_capture - see cfi.h. */
-int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
-                    uint64_t *hash, bool *same)
+/* lkd_cfi_walk - see cfi.h. */
+int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi_walk_t *w)
 {
-    /* Locals, not the globals: stores through frames could alias them. */
+    /* Locals, not the globals: stores through l could alias them. */
     const uintptr_t shim0 = shim_lo, shim_n = shim_len;
-    *same = false;
-    if (!max) {
-        *hash = lkd_hash_outer_first(frames, 0);
-        return 0;
-    }
-    if (max > LKD_CFI_MAX_DEPTH || hi - lo < 64)
+    w->prev = NULL;
+    w->same = false;
+    if (!max || max > LKD_CFI_MAX_DEPTH || hi - lo < 64)
         return -1;
     /* Out of the shim along its frame-pointer chain (it is built with frame pointers). */
     uintptr_t pc = 0, sp = 0, rbp = 0;
@@ -714,6 +712,7 @@ int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, 
     if (__builtin_expect(l->gen != gen, 0)) { /* code was unloaded since: start afresh */
         l->n = 0;
         l->gen = gen;
+        l->rec = NULL;
     }
     walked_t t;
     const uintptr_t sp0 = sp; /* no frame of the walk reads below it */
@@ -769,6 +768,7 @@ int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, 
         if (!pc)
             return -1;
     }
+    const void *prev = l->rec;
     if (!found) {
         l->cut = cut;
         append(l, 0, &t, n);
@@ -777,10 +777,30 @@ int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, 
             return -1;
         append(l, q, &t, n);
     } else {
-        *same = true; /* the very same stack */
+        w->same = true; /* the very same stack */
     }
-    /* The output: innermost first, the shim's frames left out, at most max. Above `low`
-     * there are none: copied as they are. */
+    if (!w->same)
+        l->rec = NULL;
+    l->whole = l->out <= max;
+    if (!l->whole)
+        return (int)max;
+    if (prev && !shim) { /* no shim frame walked: the program's frames [q, n) are new */
+        w->prev = prev;
+        w->innermost = &l->pc[l->n - 1];
+        w->added = n;
+        w->keep = l->out - n;
+        w->hash = lkd_hash_end(l->hash[l->n - 1] ^ l->out);
+    }
+    return (int)l->out;
+}
+
+/* lkd_cfi_output - see cfi.h. */
+uint32_t lkd_cfi_output(uint64_t *frames, uint32_t max, uint64_t *hash)
+{
+    const uintptr_t shim0 = shim_lo, shim_n = shim_len;
+    const last_stack_t *l = &last;
+    /* Innermost first, the shim's frames left out, at most max. Above `low` there are
+     * none: copied as they are. */
     const uint64_t *lpc = l->pc;
     uint32_t k = 0, i = l->n;
     if (l->out <= max) {
@@ -798,5 +818,28 @@ int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, 
                 frames[k++] = lpc[i];
         *hash = lkd_hash_outer_first(frames, k);
     }
-    return (int)k;
+    return k;
+}
+
+/* lkd_cfi_set_rec - see cfi.h. */
+void lkd_cfi_set_rec(const void *rec)
+{
+    if (last.whole)
+        last.rec = rec;
+}
+
+/* lkd_cfi_capture - see cfi.h. */
+int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
+                    uint64_t *hash, bool *same)
+{
+    lkd_cfi_walk_t w;
+    *same = false;
+    if (!max) {
+        *hash = lkd_hash_outer_first(frames, 0);
+        return 0;
+    }
+    if (lkd_cfi_walk(fp, lo, hi, max, &w) < 0)
+        return -1;
+    *same = w.same;
+    return (int)lkd_cfi_output(frames, max, hash);
 }

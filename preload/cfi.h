@@ -23,6 +23,30 @@ void lkd_cfi_init(uintptr_t shim_start, uintptr_t shim_end);
  * thread's previous successful call returned. */
 int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
                     uint64_t *hash, bool *same);
+/* What a walk (lkd_cfi_walk) found: the calling thread's stack, as it relates to the stack
+ * the thread's previous walk found. */
+typedef struct lkd_cfi_walk {
+    /* The record lkd_cfi_set_rec gave the previous stack, when the new one is made of that
+     * record's outermost `keep` frames and the `added` frames walked below them: frame i of
+     * the new stack is innermost[-i] for i < added. NULL when that does not hold (no record,
+     * a stack deeper than max, a shim frame among those walked). */
+    const void *prev;
+    const uint64_t *innermost;
+    uint32_t keep, added;
+    uint64_t hash; /* the stack's hash (as lkd_cfi_output's), when prev is set */
+    bool same;     /* the very stack of the previous walk */
+} lkd_cfi_walk_t;
+
+/* The first half of lkd_cfi_capture: walks the stack (the thread's last stack is then this
+ * one) without writing it out. Returns the number of frames lkd_cfi_output will give, or -1
+ * when libunwind must take this capture (the last stack is then unchanged). */
+int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi_walk_t *w);
+/* The frames of the last successful walk, innermost first, at most max (the walk's), and
+ * their hash; returns their count. */
+uint32_t lkd_cfi_output(uint64_t *frames, uint32_t max, uint64_t *hash);
+/* Tells the unwinder the caller's record of the last walk's stack, for the next walk's prev
+ * (kept only when that stack had at most max frames). */
+void lkd_cfi_set_rec(const void *rec);
 /* Forgets every cached rule (a module was unloaded, its addresses may be reused). */
 void lkd_cfi_forget(void);
 /* The rule cache's lock, held across fork. */

@@ -104,18 +104,16 @@ static lkd_thread_t *self(void)
  * elem is the element size for calloc (0 otherwise), to recognise the loader's DTVs. */
 void lkd_track_alloc(void *ptr, size_t size, size_t elem)
 {
-    uint64_t frames[LKD_FMT_MAX_DEPTH];
     if (__builtin_expect(!atomic_load_explicit(&recording, memory_order_relaxed), 0))
         return; /* stopped: new blocks are not recorded, frees still are */
     lkd_thread_t *t = self();
     lkd_guard = 1;
     lkd_table_prefetch((uintptr_t)ptr); /* a likely cache miss, loaded while the stack is */
-    uint64_t hash;
-    uint32_t depth = lkd_stack_capture(frames, lkd_config.depth, &hash);
-    if (__builtin_expect(elem == DTV_SLOT, 0) && depth && frames[0] >= loader_start &&
-        frames[0] < loader_end && size >= tracker_tls * DTV_SLOT)
+    uint64_t inner;
+    uint32_t id = lkd_stack_capture_id(t ? &t->stack_trans : NULL, lkd_config.depth, &inner);
+    if (__builtin_expect(elem == DTV_SLOT, 0) && inner >= loader_start && inner < loader_end &&
+        size >= tracker_tls * DTV_SLOT)
         size -= tracker_tls * DTV_SLOT;
-    uint32_t id = lkd_stack_intern(frames, depth, hash);
     if (__builtin_expect(id == LKD_STACK_NONE || !t, 0)) {
         lkd_track_lost("out of memory for the stack table");
     } else {

@@ -4,10 +4,14 @@
  * without the lifecycle (track.c), so nothing here is traced.
  */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "stack.h"
@@ -577,6 +581,55 @@ Test(stack, cfi_matches_libunwind)
                  cmp_stats.calls);
     /* its second call from each place is the stack its first call left */
     cr_assert_eq(cmp_stats.same, cmp_stats.calls);
+}
+
+/* Transitions (stack.c's shortcut past writing out and interning a stack): the ids
+ * lkd_stack_capture_id gives against the ids of libunwind's stacks at the same points. The
+ * stacks go through one of eight functions of a fixture library (build/fixtures/
+ * libtrans_fixture.so), picked at random from one call site: eight stacks of one depth that
+ * differ in that frame alone, each of which may follow each. The unit tests' build gives
+ * the table 4 entries (LKD_TRANS_BITS=2 in the Makefile), so the seven stacks that may
+ * follow a stack share entries, where only their frames tell them apart. */
+static struct {
+    int calls, differ;
+} id_stats;
+static void *trans_slot;
+
+static void check_id(void)
+{
+    uint64_t ref[64], h, inner;
+    uint32_t id = lkd_stack_capture_id(&trans_slot, 64, &inner);
+    uint32_t n = lkd_stack_capture_libunwind(ref, 64, &h);
+    id_stats.calls++;
+    id_stats.differ += n < 2 || id != lkd_stack_intern(ref, n, h) || inner != ref[0];
+}
+
+Test(stack, transitions_give_the_ids_of_the_stacks)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
+    cr_assert_gt(len, 0);
+    path[len] = '\0';
+    snprintf(strrchr(path, '/') + 1, 64, "fixtures/libtrans_fixture.so");
+    void *lib = dlopen(path, RTLD_NOW);
+    cr_assert_not_null(lib, "%s", dlerror());
+    void (*via[8])(void (*)(void));
+    for (int k = 0; k < 8; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "lkd_trans_via_%d", k);
+        void *sym = dlsym(lib, name);
+        cr_assert_not_null(sym, "%s", name);
+        memcpy(&via[k], &sym, sizeof sym);
+    }
+    uint32_t x = 1;
+    for (int i = 0; i < 3000; i++) {
+        x = x * 1103515245u + 12345u;
+        via[(x >> 16) % 8](check_id);
+    }
+    cr_assert_eq(id_stats.calls, 3000);
+    cr_assert_not_null(trans_slot, "the thread's table was allocated");
+    cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
 }
 
 #include "thread.h"
