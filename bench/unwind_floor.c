@@ -19,8 +19,9 @@
  * on the realloc hook. Forwards to glibc's __libc_* entry points (no dlsym, so no bootstrap
  * recursion). Like the shim, it initialises on first use and loads libunwind privately
  * (dlopen, RTLD_LOCAL); allocations made on its behalf (by the loader, libunwind,
- * pthread_getattr_np) and those of other threads meanwhile pass straight through. Exactly
- * depth frames of the program are walked (the shim walks a few more, to drop its own). A bad
+ * pthread_getattr_np) and those of other threads meanwhile pass straight through. The fp
+ * and cfi.c walks start at the hook's frame, as the shim's do, and walk depth frames of the
+ * program; libunwind walks this library's frames as well, as in the shim. A bad
  * variable or a missing libunwind ends the process with a message (exit status 127), so the
  * bench cannot report a floor that was not measured.
  */
@@ -40,8 +41,8 @@
 #include "../preload/fp_walk.h"
 
 #define MAX_DEPTH 256 /* LKD_FMT_MAX_DEPTH */
-/* Frames of this library a capture sees, both ways: capture() and the hook (unw_backtrace
- * starts from its caller, the fp walk from its own return address). */
+/* Frames of this library unw_backtrace sees (it starts from its caller): capture() and the
+ * hook. */
 #define OWN_FRAMES 2
 #define TLS __thread __attribute__((tls_model("initial-exec"))) /* never allocates */
 
@@ -126,29 +127,29 @@ __attribute__((noinline, cold)) static int init(void)
 }
 
 /* The frame-pointer walk preload/stack.c's fp_capture makes (preload/fp_walk.h's
- * lkd_fp_visit), into a buffer; bounds learned once (pthread_getattr_np may allocate: the
- * caller holds busy). */
-__attribute__((noinline)) static int fp_walk(void **buf, int max)
+ * lkd_fp_visit) from the hook's frame fp, into a buffer; bounds learned once
+ * (pthread_getattr_np may allocate: the caller holds busy). */
+__attribute__((noinline)) static int fp_walk(uintptr_t fp, void **buf, int max)
 {
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
-    return (int)lkd_fp_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, buf,
-                            (uint32_t)max);
+    return (int)lkd_fp_walk(fp, stack_lo, stack_hi, buf, (uint32_t)max);
 }
 
-/* The default mode's walk, as preload/stack.c's: cfi.c, or unw_backtrace when it cannot. */
-__attribute__((noinline)) static void cfi_walk(void **buf, int max)
+/* The default mode's walk from the hook's frame fp, as preload/stack.c's: cfi.c, or
+ * unw_backtrace when it cannot. */
+__attribute__((noinline)) static void cfi_walk(uintptr_t fp, void **buf, int max)
 {
     lkd_cfi_walk_t w;
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
-    if (lkd_cfi_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, (uint32_t)depth,
-                     &w) < 0)
+    if (lkd_cfi_walk(fp, stack_lo, stack_hi, (uint32_t)depth, &w) < 0)
         backtrace_fn(buf, max);
 }
 
-/* The stack of the allocation, thrown away. Out of line, as the shim's recording is. */
-__attribute__((noinline)) static void capture(void)
+/* The stack of the allocation, thrown away, from the hook's frame fp (as the shim's walks
+ * start: preload/intercept.c). Out of line, as the shim's recording is. */
+__attribute__((noinline)) static void capture(uintptr_t fp)
 {
     void *buf[MAX_DEPTH + OWN_FRAMES];
     if (busy)
@@ -160,19 +161,20 @@ __attribute__((noinline)) static void capture(void)
         return;
     busy = 1;
     if (fp_mode)
-        fp_walk(buf, depth + OWN_FRAMES);
+        fp_walk(fp, buf, depth);
     else if (libunwind_mode || depth > LKD_CFI_MAX_DEPTH)
         backtrace_fn(buf, depth + OWN_FRAMES);
     else
-        cfi_walk(buf, depth + OWN_FRAMES);
+        cfi_walk(fp, buf, depth + OWN_FRAMES);
     busy = 0;
 }
 
-/* Inlined into every hook, so that capture() is always called from the hook's own frame. */
+/* Inlined into every hook, so that capture() is always called from the hook's own frame,
+ * and given it. */
 static inline __attribute__((always_inline)) void *done(void *p)
 {
     if (__builtin_expect(p != NULL, 1))
-        capture();
+        capture((uintptr_t)__builtin_frame_address(0));
     return p;
 }
 

@@ -650,11 +650,16 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
     bool used = from && (l->use[from - 1] & USE_RBP);
     uint64_t h = from ? l->hash[from - 1] : LKD_HASH_SEED;
     uint32_t out = from, low = 0;
-    for (uint32_t q = 0; q < from && q < l->low; q++) /* the shim's frames kept */
-        if (in_shim(l->pc[q])) {
-            out--;
-            low = q + 1;
-        }
+    if (from >= l->low) { /* all the shim's frames kept: they are all below low */
+        out = from - (l->n - l->out);
+        low = l->low;
+    } else {
+        for (uint32_t q = 0; q < from; q++)
+            if (in_shim(l->pc[q])) {
+                out--;
+                low = q + 1;
+            }
+    }
     for (uint32_t k = 0; k < n; k++) {
         uint32_t q = from + k, i = n - 1 - k;
         l->pc[q] = t->pc[i];

@@ -34,12 +34,17 @@
 
 #define HOOK __attribute__((visibility("default")))
 
+/* The hook's own frame, where the stack walk starts (track.h): the walk then does not go
+ * through the tracker's frames to find the program's. Used in the hooks, or in functions
+ * always inlined into them. */
+#define HOOK_FRAME ((uintptr_t)__builtin_frame_address(0))
+
 /* Records p unless sampling (LEAKDIFF_SAMPLE, sample.h) passes it over: for the functions
  * other than malloc and calloc, the sampler is asked once the allocation succeeded. */
-static inline void *record(void *p, size_t size)
+static inline __attribute__((always_inline)) void *record(void *p, size_t size)
 {
     if (__builtin_expect(p != NULL, 1) && lkd_sample_pick(size))
-        lkd_track_alloc(p, size, 0);
+        lkd_track_alloc(p, size, 0, HOOK_FRAME);
     return p;
 }
 
@@ -51,7 +56,7 @@ HOOK void *malloc(size_t size)
         return lkd_real_malloc(size);
     void *p = lkd_real_malloc(size);
     if (__builtin_expect(p != NULL, 1))
-        lkd_track_alloc(p, size, 0);
+        lkd_track_alloc(p, size, 0, HOOK_FRAME);
     return p;
 }
 
@@ -70,7 +75,7 @@ HOOK void *calloc(size_t n, size_t size)
         return lkd_real_calloc(n, size);
     void *p = lkd_real_calloc(n, size);
     if (p) /* n * size cannot overflow: calloc would have failed */
-        lkd_track_alloc(p, n * size, size);
+        lkd_track_alloc(p, n * size, size, HOOK_FRAME);
     return p;
 }
 

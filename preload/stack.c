@@ -169,13 +169,14 @@ static inline __attribute__((always_inline)) bool fp_keep(void *ctx, uintptr_t r
  * instructions on a deep-stack loop as separate passes). The thread's stack bounds are
  * learned once. Stopping at the first frame that does not look like one is the fp mode's
  * documented fallback. */
-__attribute__((noinline)) static uint32_t fp_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
+static inline __attribute__((always_inline)) uint32_t fp_capture(uintptr_t fp, uint64_t *frames,
+                                                                 uint32_t max, uint64_t *hash)
 {
     fp_keep_t k = {frames, frames + max, LKD_HASH_SEED, shim_start, shim_end - shim_start};
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
     if (max)
-        lkd_fp_visit((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, fp_keep, &k);
+        lkd_fp_visit(fp, stack_lo, stack_hi, fp_keep, &k);
     uint32_t depth = (uint32_t)(k.at - frames);
     *hash = lkd_hash_end(k.h ^ depth);
     return depth;
@@ -285,7 +286,7 @@ uint32_t lkd_stack_capture_libunwind(uint64_t *frames, uint32_t max, uint64_t *h
 uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash)
 {
     if (mode == LKD_FMT_UNWIND_FP)
-        return fp_capture(frames, max, hash);
+        return fp_capture((uintptr_t)__builtin_frame_address(0), frames, max, hash);
     return unwind_capture(frames, max, hash);
 }
 
@@ -475,7 +476,8 @@ static inline bool trans_hit(const trans_t *e, const lkd_cfi_walk_t *w, uint32_t
 
 /* The default mode's capture and interning in one: a transition when the table has it, else
  * the frames written out, interned, and the transition added. */
-__attribute__((noinline)) static uint32_t unwind_id(void **trans, uint32_t max, uint64_t *inner)
+__attribute__((noinline)) static uint32_t unwind_id(void **trans, uint32_t max, uintptr_t fp,
+                                                    uint64_t *inner)
 {
     uint64_t frames[LKD_FMT_MAX_DEPTH], hash;
     uint32_t depth;
@@ -484,8 +486,7 @@ __attribute__((noinline)) static uint32_t unwind_id(void **trans, uint32_t max, 
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
     lkd_cfi_walk_t w;
-    int n =
-        max ? lkd_cfi_walk((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, max, &w) : -1;
+    int n = max ? lkd_cfi_walk(fp, stack_lo, stack_hi, max, &w) : -1;
     if (__builtin_expect(n < 0, 0)) {
 #ifdef LKD_CFI_CHECK
         check_start();
@@ -532,15 +533,22 @@ intern:
     return r->id;
 }
 
+/* fp mode's capture and interning. */
+__attribute__((noinline)) static uint32_t fp_id(uint32_t max, uintptr_t fp, uint64_t *inner)
+{
+    uint64_t frames[LKD_FMT_MAX_DEPTH], hash;
+    uint32_t depth = fp_capture(fp, frames, max, &hash);
+    *inner = depth ? frames[0] : 0;
+    const stack_rec_t *r = intern_rec(frames, depth, hash);
+    return r ? r->id : LKD_STACK_NONE;
+}
+
 /* lkd_stack_capture_id - see stack.h. */
-uint32_t lkd_stack_capture_id(void **trans, uint32_t max, uint64_t *inner)
+uint32_t lkd_stack_capture_id(void **trans, uint32_t max, uintptr_t fp, uint64_t *inner)
 {
     if (mode != LKD_FMT_UNWIND_FP)
-        return unwind_id(trans, max, inner);
-    uint64_t frames[LKD_FMT_MAX_DEPTH], hash;
-    uint32_t depth = fp_capture(frames, max, &hash);
-    *inner = depth ? frames[0] : 0;
-    return lkd_stack_intern(frames, depth, hash);
+        return unwind_id(trans, max, fp, inner);
+    return fp_id(max, fp, inner);
 }
 
 /* lkd_stack_frames - the frames of id and its depth; NULL (depth 0) for ids never handed

@@ -29,8 +29,10 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash);
 /* Captures up to max frames of the current thread, as lkd_stack_capture, and interns them:
  * the stack's id (LKD_STACK_NONE when out of memory) and its innermost frame in *inner (0
  * for an empty stack). *trans is the thread's own table of transitions (allocated on first
- * use; NULL trans: none), which spares most captures writing their frames out. */
-uint32_t lkd_stack_capture_id(void **trans, uint32_t max, uint64_t *inner);
+ * use; NULL trans: none), which spares most captures writing their frames out. The walk
+ * starts at fp, a frame of the shim's on the calling thread's stack (a frame-pointer chain
+ * leads from it to the program's frames). */
+uint32_t lkd_stack_capture_id(void **trans, uint32_t max, uintptr_t fp, uint64_t *inner);
 /* The default mode's fallback alone: libunwind's unw_backtrace (for tests; lkd_stack_capture
  * takes it when cfi.c cannot walk a stack). */
 uint32_t lkd_stack_capture_libunwind(uint64_t *frames, uint32_t max, uint64_t *hash);

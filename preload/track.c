@@ -100,9 +100,10 @@ static lkd_thread_t *self(void)
     return t;
 }
 
-/* lkd_track_alloc - captures the stack and records ptr; guard set while it works.
- * elem is the element size for calloc (0 otherwise), to recognise the loader's DTVs. */
-void lkd_track_alloc(void *ptr, size_t size, size_t elem)
+/* lkd_track_alloc - captures the stack from the hook's frame fp and records ptr; guard set
+ * while it works. elem is the element size for calloc (0 otherwise), to recognise the
+ * loader's DTVs. */
+void lkd_track_alloc(void *ptr, size_t size, size_t elem, uintptr_t fp)
 {
     if (__builtin_expect(!atomic_load_explicit(&recording, memory_order_relaxed), 0))
         return; /* stopped: new blocks are not recorded, frees still are */
@@ -110,7 +111,7 @@ void lkd_track_alloc(void *ptr, size_t size, size_t elem)
     lkd_guard = 1;
     lkd_table_prefetch((uintptr_t)ptr); /* a likely cache miss, loaded while the stack is */
     uint64_t inner;
-    uint32_t id = lkd_stack_capture_id(t ? &t->stack_trans : NULL, lkd_config.depth, &inner);
+    uint32_t id = lkd_stack_capture_id(t ? &t->stack_trans : NULL, lkd_config.depth, fp, &inner);
     if (__builtin_expect(elem == DTV_SLOT, 0) && inner >= loader_start && inner < loader_end &&
         size >= tracker_tls * DTV_SLOT)
         size -= tracker_tls * DTV_SLOT;

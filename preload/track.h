@@ -37,8 +37,9 @@ static inline bool lkd_track_enter(void)
 }
 
 /* Records a successful allocation of size bytes at ptr (ptr != NULL); elem is calloc's
- * element size, 0 for the other functions. */
-void lkd_track_alloc(void *ptr, size_t size, size_t elem);
+ * element size, 0 for the other functions; fp is the hook's frame (its
+ * __builtin_frame_address(0)), where the stack walk starts. */
+void lkd_track_alloc(void *ptr, size_t size, size_t elem, uintptr_t fp);
 /* Forgets ptr before it is released; unknown pointers are counted (except in sampled mode,
  * where most pointers were never recorded) and ignored. */
 void lkd_track_free(void *ptr);

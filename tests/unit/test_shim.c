@@ -598,7 +598,8 @@ static void *trans_slot;
 static void check_id(void)
 {
     uint64_t ref[64], h, inner;
-    uint32_t id = lkd_stack_capture_id(&trans_slot, 64, &inner);
+    uint32_t id =
+        lkd_stack_capture_id(&trans_slot, 64, (uintptr_t)__builtin_frame_address(0), &inner);
     uint32_t n = lkd_stack_capture_libunwind(ref, 64, &h);
     id_stats.calls++;
     id_stats.differ += n < 2 || id != lkd_stack_intern(ref, n, h) || inner != ref[0];
