@@ -584,9 +584,10 @@ void lkd_cfi_init(uintptr_t shim_start, uintptr_t shim_end)
 
 /* A thread's last stack, outermost frame first (so that the next stack, which shares its
  * outer part, is written in place after that part). Frame q ran at return address pc[q]
- * with stack pointer sp[q] and rbp[q]; its walk read the return address at sp[q - 1] - 8 and
- * the word chk_at[q] (the caller's saved rbp, or the return address again when no rbp was
- * read or its value matters to nothing), which held chk_val[q]. */
+ * with stack pointer sp[q] and rbp[q]; its walk read the return address at sp[q - 1] - 8 and,
+ * when the caller's saved rbp matters, that too: the saved rbp words read for frames [1, q]
+ * are rck_at[0, rck_end[q]), which held rck_val[] (one flat list, so that checking them
+ * skips the frames that read none). */
 typedef struct last_stack {
     uint32_t n;      /* frames */
     uint32_t gen;    /* rules_gen when it was walked: older ones are dropped */
@@ -595,10 +596,11 @@ typedef struct last_stack {
     bool cut;        /* frame 0 is where the depth asked for stopped, not the outermost */
     bool whole;      /* the last walk's output was all the program's frames (out <= its max) */
     const void *rec; /* lkd_cfi_set_rec's record of this stack; NULL: none */
-    uint64_t pc[CAP], sp[CAP], rbp[CAP], chk_at[CAP], chk_val[CAP];
+    uint64_t pc[CAP], sp[CAP], rbp[CAP], rck_at[CAP], rck_val[CAP];
     uint64_t hash[CAP]; /* the hash chain (stack_hash.h) over the program's frames [0, q] */
-    int8_t slot[CAP];   /* the caller's rbp saved at CFA + 8 * slot, 0: not saved */
-    uint8_t use[CAP];   /* USE_* */
+    uint8_t rck_end[CAP];
+    int8_t slot[CAP]; /* the caller's rbp saved at CFA + 8 * slot, 0: not saved */
+    uint8_t use[CAP]; /* USE_* */
 } last_stack_t;
 #define USE_CFA 1 /* the frame's CFA is rbp-based */
 #define USE_RBP 2 /* rbp[q] matters to the walk above: a rule uses it before it is restored */
@@ -632,14 +634,25 @@ __attribute__((noinline)) static uint32_t differs_above(const last_stack_t *l, u
         if (program < max)
             return m + 1;
     }
-    const uint64_t *sp = l->sp, *pc = l->pc, *at = l->chk_at, *val = l->chk_val;
+    /* All the words at once, with no branch per frame: most checks pass (93% under
+     * python3), and one that fails is looked for again frame by frame. */
+    const uint64_t *sp = l->sp, *pc = l->pc, *at = l->rck_at, *val = l->rck_val;
+    uint64_t diff = 0;
+#pragma GCC unroll 4
+    for (uint32_t p = 0; p < m; p++)
+        diff |= ((const uint64_t *)(uintptr_t)sp[p])[-1] ^ pc[p];
+    for (uint32_t j = 0, end = l->rck_end[m]; j < end; j++)
+        diff |= *(const uint64_t *)(uintptr_t)at[j] ^ val[j];
+    if (!diff)
+        return 0;
     for (uint32_t p = 1; p <= m; p++) {
-        uint64_t diff = (((const uint64_t *)(uintptr_t)sp[p - 1])[-1] ^ pc[p - 1]) |
-                        (*(const uint64_t *)(uintptr_t)at[p] ^ val[p]);
+        diff = ((const uint64_t *)(uintptr_t)sp[p - 1])[-1] ^ pc[p - 1];
+        for (uint32_t j = l->rck_end[p - 1]; j < l->rck_end[p]; j++)
+            diff |= *(const uint64_t *)(uintptr_t)at[j] ^ val[j];
         if (diff)
             return p;
     }
-    return 0;
+    return 0; /* changed meanwhile (by a signal handler's frames below?): they match now */
 }
 
 /* l's frames from `from` on become the walked frames t[0, n), reversed. rbp's use is worked
@@ -668,8 +681,12 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
         l->slot[q] = t->slot[i];
         if (q) {
             bool rbp_read = t->slot[i] && (l->use[q - 1] & USE_RBP);
-            l->chk_at[q] = rbp_read ? l->sp[q - 1] + 8 * (intptr_t)t->slot[i] : l->sp[q - 1] - 8;
-            l->chk_val[q] = rbp_read ? l->rbp[q - 1] : l->pc[q - 1];
+            uint32_t j = l->rck_end[q - 1];
+            l->rck_at[j] = l->sp[q - 1] + 8 * (intptr_t)t->slot[i]; /* overwritten if unused */
+            l->rck_val[j] = l->rbp[q - 1];
+            l->rck_end[q] = (uint8_t)(j + rbp_read);
+        } else {
+            l->rck_end[0] = 0;
         }
         used = (t->use[i] & USE_CFA) || (!t->slot[i] && used);
         l->use[q] = t->use[i] | (used ? USE_RBP : 0);
