@@ -4,10 +4,10 @@
  * Invariants:
  * - A stack record is immutable once its id is published; ids index a chunked array whose
  *   chunks never move, so readers need no lock to go from id to frames.
- * - The per-thread cache (initial-exec TLS, so reading it never allocates) maps a stack's
- *   64-bit hash to its record; behind it, the shared index does for all threads without a
- *   lock. Every hit is verified against the record's frames, so a hash collision can never
- *   merge two different stacks.
+ * - The per-thread cache (from the arena, reached through the thread's record) maps a
+ *   stack's 64-bit hash to its record; behind it, the shared index does for all threads
+ *   without a lock. Every hit is verified against the record's frames, so a hash collision
+ *   can never merge two different stacks.
  * - Records are added under the lock only; an index slot, once written, never changes, and
  *   an index outgrown is replaced whole and kept (a reader may still be in it).
  * Never calls malloc: records and index tables come from the arena.
@@ -31,7 +31,11 @@
 #define CHUNK_BITS 12
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS 4096 /* 16M distinct stacks */
-#define CACHE_SIZE 128  /* per thread: 2 KiB (static TLS: see cache) */
+/* Per-thread cache entries: fp mode interns every stack through it (the malloc loop's 256
+ * stacks per thread in 128 entries missed 87% of the time, and went to the shared index: 10%
+ * of the run, perf); the default mode only the stacks its transitions miss. */
+#define CACHE_BITS_FP 10     /* 16 KiB per thread */
+#define CACHE_BITS_DEFAULT 8 /* 4 KiB per thread */
 #define INDEX_FIRST 4096
 #define SHIM_FRAMES_MAX 8
 
@@ -47,6 +51,12 @@ typedef struct cache_entry {
     uint64_t hash;
     const stack_rec_t *rec;
 } cache_entry_t;
+
+typedef struct stack_cache {
+    uint64_t mask;
+    uint64_t pad;
+    cache_entry_t entries[];
+} stack_cache_t;
 
 static int (*backtrace_fn)(void **buffer, int size);
 static int mode;
@@ -73,9 +83,9 @@ static atomic_uint count;
 static atomic_size_t memory;
 
 /* Static TLS, like all the shim's thread-local data: glibc puts it on every thread's stack
- * and refuses a stack smaller than it plus 2 KiB, so it must stay small (512 entries, 8 KiB,
- * made 16 KiB stacks fail: samples/small_stack_thread.c). */
-static __thread cache_entry_t cache[CACHE_SIZE];
+ * and refuses a stack smaller than it plus 2 KiB, so it must stay small (the stack cache
+ * there, at 512 entries, 8 KiB, made 16 KiB stacks fail: samples/small_stack_thread.c; it is
+ * now in the arena). */
 static __thread uintptr_t stack_lo, stack_hi; /* this thread's stack */
 
 static int find_shim(struct dl_phdr_info *info, size_t size, void *ctx)
@@ -395,9 +405,9 @@ __attribute__((noinline)) static const stack_rec_t *insert_locked(const uint64_t
     return r;
 }
 
-/* The shared index's record of a stack the thread's cache entry c did not have; it then has
- * it; NULL when out of memory. The lock only to add a stack never seen. Out of line, so that
- * a hit saves no registers for it. */
+/* The shared index's record of a stack the thread's cache entry c (NULL: none) did not
+ * have; it then has it; NULL when out of memory. The lock only to add a stack never seen. Out
+ * of line, so that a hit saves no registers for it. */
 __attribute__((noinline)) static const stack_rec_t *
 intern_shared(const uint64_t *frames, uint32_t depth, uint64_t h, cache_entry_t *c)
 {
@@ -413,25 +423,52 @@ intern_shared(const uint64_t *frames, uint32_t depth, uint64_t h, cache_entry_t 
         if (!r)
             return NULL;
     }
-    c->hash = h;
-    c->rec = r;
+    if (c) {
+        c->hash = h;
+        c->rec = r;
+    }
     return r;
 }
 
-/* The record of this stack, whose hash is h, added when new; NULL when out of memory. */
-static inline const stack_rec_t *intern_rec(const uint64_t *frames, uint32_t depth, uint64_t h)
+/* The thread's cache, allocated on first use; NULL when out of memory. */
+__attribute__((noinline, cold)) static stack_cache_t *cache_new(void **slot)
 {
-    cache_entry_t *c = &cache[h & (CACHE_SIZE - 1)];
-    if (__builtin_expect(c->hash == h && same(c->rec, frames, depth), 1))
-        return c->rec;
+    unsigned bits = mode == LKD_FMT_UNWIND_FP ? CACHE_BITS_FP : CACHE_BITS_DEFAULT;
+    size_t bytes = sizeof(stack_cache_t) + (sizeof(cache_entry_t) << bits);
+    stack_cache_t *c = lkd_arena_alloc(bytes);
+    if (c) {
+        c->mask = (1u << bits) - 1;
+        atomic_fetch_add_explicit(&memory, bytes, memory_order_relaxed);
+        *slot = c;
+    }
+    return c;
+}
+
+/* The record of this stack, whose hash is h, added when new; NULL when out of memory.
+ * local: the thread's tables (NULL: none, the shared index alone). */
+static inline const stack_rec_t *intern_rec(lkd_stack_local_t *local, const uint64_t *frames,
+                                            uint32_t depth, uint64_t h)
+{
+    cache_entry_t *c = NULL;
+    if (__builtin_expect(local != NULL, 1)) {
+        stack_cache_t *tab = local->cache;
+        if (__builtin_expect(!tab, 0))
+            tab = cache_new(&local->cache);
+        if (__builtin_expect(tab != NULL, 1)) {
+            c = &tab->entries[h & tab->mask];
+            if (__builtin_expect(c->hash == h && same(c->rec, frames, depth), 1))
+                return c->rec;
+        }
+    }
     return intern_shared(frames, depth, h, c);
 }
 
 /* lkd_stack_intern - id of this stack, whose hash is h (lkd_stack_hash), adding it when
  * new; LKD_STACK_NONE on OOM. */
-uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
+uint32_t lkd_stack_intern(lkd_stack_local_t *local, const uint64_t *frames, uint32_t depth,
+                          uint64_t h)
 {
-    const stack_rec_t *r = intern_rec(frames, depth, h);
+    const stack_rec_t *r = intern_rec(local, frames, depth, h);
     return r ? r->id : LKD_STACK_NONE;
 }
 
@@ -442,7 +479,7 @@ uint32_t lkd_stack_intern(const uint64_t *frames, uint32_t depth, uint64_t h)
  * record it gave before; a hit compares only the walked frames with the record's innermost
  * ones (2.8 of python3's 20 frames per allocation) instead of writing out and comparing all
  * of them. Per thread, from the arena through the thread's record (recycled with it), not
- * static TLS (see cache); a direct-mapped table, an entry replaced on a miss. */
+ * static TLS (see stack_lo); a direct-mapped table, an entry replaced on a miss. */
 #ifndef LKD_TRANS_BITS
 #define LKD_TRANS_BITS 9 /* 512 entries, 12 KiB per thread (the unit tests use 4) */
 #endif
@@ -476,8 +513,8 @@ static inline bool trans_hit(const trans_t *e, const lkd_cfi_walk_t *w, uint32_t
 
 /* The default mode's capture and interning in one: a transition when the table has it, else
  * the frames written out, interned, and the transition added. */
-__attribute__((noinline)) static uint32_t unwind_id(void **trans, uint32_t max, uintptr_t fp,
-                                                    uint64_t *inner)
+__attribute__((noinline)) static uint32_t unwind_id(lkd_stack_local_t *local, uint32_t max,
+                                                    uintptr_t fp, uint64_t *inner)
 {
     uint64_t frames[LKD_FMT_MAX_DEPTH], hash;
     uint32_t depth;
@@ -495,8 +532,8 @@ __attribute__((noinline)) static uint32_t unwind_id(void **trans, uint32_t max, 
         depth = libunwind_capture(frames, max, &hash);
         goto intern;
     }
-    if (w.prev && trans) {
-        trans_t *tab = trans_table(trans);
+    if (w.prev && local) {
+        trans_t *tab = trans_table(&local->trans);
         if (__builtin_expect(tab != NULL, 1)) {
             e = &tab[((w.hash ^ (uintptr_t)w.prev) * LKD_HASH_K) >> 40 & ((1u << TRANS_BITS) - 1)];
             if (w.same || trans_hit(e, &w, (uint32_t)n)) {
@@ -519,7 +556,7 @@ __attribute__((noinline)) static uint32_t unwind_id(void **trans, uint32_t max, 
 #endif
 intern:
     *inner = depth ? frames[0] : 0;
-    r = intern_rec(frames, depth, hash);
+    r = intern_rec(local, frames, depth, hash);
     if (!r)
         return LKD_STACK_NONE;
     if (n >= 0) {
@@ -534,21 +571,22 @@ intern:
 }
 
 /* fp mode's capture and interning. */
-__attribute__((noinline)) static uint32_t fp_id(uint32_t max, uintptr_t fp, uint64_t *inner)
+__attribute__((noinline)) static uint32_t fp_id(lkd_stack_local_t *local, uint32_t max,
+                                                uintptr_t fp, uint64_t *inner)
 {
     uint64_t frames[LKD_FMT_MAX_DEPTH], hash;
     uint32_t depth = fp_capture(fp, frames, max, &hash);
     *inner = depth ? frames[0] : 0;
-    const stack_rec_t *r = intern_rec(frames, depth, hash);
+    const stack_rec_t *r = intern_rec(local, frames, depth, hash);
     return r ? r->id : LKD_STACK_NONE;
 }
 
 /* lkd_stack_capture_id - see stack.h. */
-uint32_t lkd_stack_capture_id(void **trans, uint32_t max, uintptr_t fp, uint64_t *inner)
+uint32_t lkd_stack_capture_id(lkd_stack_local_t *local, uint32_t max, uintptr_t fp, uint64_t *inner)
 {
     if (mode != LKD_FMT_UNWIND_FP)
-        return unwind_id(trans, max, fp, inner);
-    return fp_id(max, fp, inner);
+        return unwind_id(local, max, fp, inner);
+    return fp_id(local, max, fp, inner);
 }
 
 /* lkd_stack_frames - the frames of id and its depth; NULL (depth 0) for ids never handed

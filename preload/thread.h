@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "leakdiff/format.h"
+#include "stack.h"
 
 #define LKD_THREAD_BIRTHS 64         /* births taken from the global counter at once */
 #define LKD_THREAD_FLUSH (64 * 1024) /* bytes a thread may hold back with others alive */
@@ -35,7 +36,7 @@ typedef struct lkd_thread {
     atomic_int_fast64_t bytes_delta, delta_peak;
     /* Written by the owner only, read by snapshots: relaxed atomics, plain moves on x86. */
     atomic_uint_fast64_t allocs, frees, unknown_frees, total_bytes;
-    void *stack_trans; /* stack.c's transitions for the thread (kept when recycled) */
+    lkd_stack_local_t stack; /* the thread's stack tables (kept when recycled) */
     struct lkd_thread *next;
     atomic_bool free; /* its thread has exited; may be adopted by a new thread */
 } lkd_thread_t;

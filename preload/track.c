@@ -111,7 +111,7 @@ void lkd_track_alloc(void *ptr, size_t size, size_t elem, uintptr_t fp)
     lkd_guard = 1;
     lkd_table_prefetch((uintptr_t)ptr); /* a likely cache miss, loaded while the stack is */
     uint64_t inner;
-    uint32_t id = lkd_stack_capture_id(t ? &t->stack_trans : NULL, lkd_config.depth, fp, &inner);
+    uint32_t id = lkd_stack_capture_id(t ? &t->stack : NULL, lkd_config.depth, fp, &inner);
     if (__builtin_expect(elem == DTV_SLOT, 0) && inner >= loader_start && inner < loader_end &&
         size >= tracker_tls * DTV_SLOT)
         size -= tracker_tls * DTV_SLOT;

@@ -405,7 +405,7 @@ Test(table, concurrent_threads_exact)
 
 static uint32_t intern(const uint64_t *frames, uint32_t depth)
 {
-    return lkd_stack_intern(frames, depth, lkd_stack_hash(frames, depth));
+    return lkd_stack_intern(NULL, frames, depth, lkd_stack_hash(frames, depth));
 }
 
 Test(stack, interning_dedups)
@@ -450,15 +450,17 @@ Test(stack, concurrent_interning_agrees)
     }
 }
 
-/* Stacks under one hash (0 included, stored as 1 in the index) stay apart, past the
- * per-thread cache (other threads) and through the index's growth. */
+/* Stacks under one hash (0 included, stored as 1 in the index) stay apart, in each
+ * thread's cache (where they share an entry), past it (other threads) and through the
+ * index's growth. */
 static void *collide_worker(void *arg)
 {
     uint32_t *ids = arg;
+    lkd_stack_local_t local = {0};
     for (uint64_t i = 0; i < 3; i++)
         for (uint64_t k = 0; k < 20000; k++) {
             uint64_t frames[2] = {0x5000 + k, k % 7};
-            uint32_t id = lkd_stack_intern(frames, 2, k % 3 ? k : 0);
+            uint32_t id = lkd_stack_intern(&local, frames, 2, k % 3 ? k : 0);
             if (i == 0)
                 ids[k] = id;
             else if (ids[k] != id)
@@ -593,16 +595,16 @@ Test(stack, cfi_matches_libunwind)
 static struct {
     int calls, differ;
 } id_stats;
-static void *trans_slot;
+static lkd_stack_local_t local;
 
 static void check_id(void)
 {
     uint64_t ref[64], h, inner;
     uint32_t id =
-        lkd_stack_capture_id(&trans_slot, 64, (uintptr_t)__builtin_frame_address(0), &inner);
+        lkd_stack_capture_id(&local, 64, (uintptr_t)__builtin_frame_address(0), &inner);
     uint32_t n = lkd_stack_capture_libunwind(ref, 64, &h);
     id_stats.calls++;
-    id_stats.differ += n < 2 || id != lkd_stack_intern(ref, n, h) || inner != ref[0];
+    id_stats.differ += n < 2 || id != lkd_stack_intern(NULL, ref, n, h) || inner != ref[0];
 }
 
 Test(stack, transitions_give_the_ids_of_the_stacks)
@@ -629,7 +631,7 @@ Test(stack, transitions_give_the_ids_of_the_stacks)
         via[(x >> 16) % 8](check_id);
     }
     cr_assert_eq(id_stats.calls, 3000);
-    cr_assert_not_null(trans_slot, "the thread's table was allocated");
+    cr_assert(local.cache && local.trans, "the thread's tables were allocated");
     cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
 }
 
