@@ -657,12 +657,12 @@ __attribute__((noinline)) static uint32_t differs_above(const last_stack_t *l, u
 
 /* l's frames from `from` on become the walked frames t[0, n), reversed. rbp's use is worked
  * out outward-in: a frame's rbp matters when its CFA uses it, or when it does not save it
- * and its caller's matters. */
-static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n)
+ * and its caller's matters. shim: how many of the walked frames are the shim's. */
+static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n, uint32_t shim)
 {
     bool used = from && (l->use[from - 1] & USE_RBP);
     uint64_t h = from ? l->hash[from - 1] : LKD_HASH_SEED;
-    uint32_t out = from, low = 0;
+    uint32_t out = from, low = 0, k = 0;
     if (from >= l->low) { /* all the shim's frames kept: they are all below low */
         out = from - (l->n - l->out);
         low = l->low;
@@ -673,28 +673,55 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
                 low = q + 1;
             }
     }
-    for (uint32_t k = 0; k < n; k++) {
+    if (!from && n) { /* the outermost frame: nothing above it read */
+        uint32_t i = n - 1;
+        l->pc[0] = t->pc[i];
+        l->sp[0] = t->sp[i];
+        l->rbp[0] = t->rbp[i];
+        l->slot[0] = t->slot[i];
+        l->rck_end[0] = 0;
+        used = t->use[i] & USE_CFA;
+        l->use[0] = t->use[i] | (used ? USE_RBP : 0);
+        bool sh = in_shim(t->pc[i]);
+        out += !sh;
+        low = sh ? 1 : low;
+        h = sh ? h : lkd_hash_step(h, t->pc[i]);
+        l->hash[0] = h;
+        k = 1;
+    }
+    /* The frame above the next one: its stack pointer and rbp, and the saved rbp words read
+     * so far; kept in registers, not read back from l. */
+    uint32_t top = from + k; /* >= 1 unless there is nothing to append */
+    uint64_t up_sp = top ? l->sp[top - 1] : 0, up_rbp = top ? l->rbp[top - 1] : 0;
+    uint32_t rck = top ? l->rck_end[top - 1] : 0;
+    for (; k < n; k++) {
         uint32_t q = from + k, i = n - 1 - k;
-        l->pc[q] = t->pc[i];
-        l->sp[q] = t->sp[i];
-        l->rbp[q] = t->rbp[i];
-        l->slot[q] = t->slot[i];
-        if (q) {
-            bool rbp_read = t->slot[i] && (l->use[q - 1] & USE_RBP);
-            uint32_t j = l->rck_end[q - 1];
-            l->rck_at[j] = l->sp[q - 1] + 8 * (intptr_t)t->slot[i]; /* overwritten if unused */
-            l->rck_val[j] = l->rbp[q - 1];
-            l->rck_end[q] = (uint8_t)(j + rbp_read);
+        uint64_t pc = t->pc[i], sp = t->sp[i], rbp = t->rbp[i];
+        int8_t slot = t->slot[i];
+        uint8_t use = t->use[i];
+        l->pc[q] = pc;
+        l->sp[q] = sp;
+        l->rbp[q] = rbp;
+        l->slot[q] = slot;
+        /* written in any case, counted when read: the caller's rbp, saved, that matters */
+        l->rck_at[rck] = up_sp + 8 * (intptr_t)slot;
+        l->rck_val[rck] = up_rbp;
+        rck += slot && used;
+        l->rck_end[q] = (uint8_t)rck;
+        used = (use & USE_CFA) || (!slot && used);
+        l->use[q] = use | (used ? USE_RBP : 0);
+        if (__builtin_expect(shim != 0, 0)) {
+            bool sh = in_shim(pc);
+            out += !sh;
+            low = sh ? q + 1 : low;
+            h = sh ? h : lkd_hash_step(h, pc);
         } else {
-            l->rck_end[0] = 0;
+            out++;
+            h = lkd_hash_step(h, pc);
         }
-        used = (t->use[i] & USE_CFA) || (!t->slot[i] && used);
-        l->use[q] = t->use[i] | (used ? USE_RBP : 0);
-        bool shim = in_shim(t->pc[i]);
-        out += !shim;
-        low = shim ? q + 1 : low;
-        h = shim ? h : lkd_hash_step(h, t->pc[i]);
         l->hash[q] = h;
+        up_sp = sp;
+        up_rbp = rbp;
     }
     l->n = from + n;
     l->out = out;
@@ -793,11 +820,11 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi
     const void *prev = l->rec;
     if (!found) {
         l->cut = cut;
-        append(l, 0, &t, n);
+        append(l, 0, &t, n, shim);
     } else if (n || q != l->n) {
         if (q + n > CAP)
             return -1;
-        append(l, q, &t, n);
+        append(l, q, &t, n, shim);
     } else {
         w->same = true; /* the very same stack */
     }

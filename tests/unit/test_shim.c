@@ -590,8 +590,8 @@ Test(stack, cfi_matches_libunwind)
  * stacks go through one of eight functions of a fixture library (build/fixtures/
  * libtrans_fixture.so), picked at random from one call site: eight stacks of one depth that
  * differ in that frame alone, each of which may follow each. The unit tests' build gives
- * the table 4 entries (LKD_TRANS_BITS=2 in the Makefile), so the seven stacks that may
- * follow a stack share entries, where only their frames tell them apart. */
+ * the table 2 sets of 2 entries (LKD_TRANS_BITS=1 in the Makefile), so the seven stacks that
+ * may follow a stack share entries, where only their frames tell them apart. */
 static struct {
     int calls, differ;
 } id_stats;
