@@ -652,7 +652,7 @@ __attribute__((noinline)) static uint32_t differs_above(const last_stack_t *l, u
         if (diff)
             return p;
     }
-    return 0; /* changed meanwhile (by a signal handler's frames below?): they match now */
+    return 0; /* the words changed between the two reads: as read now, they match */
 }
 
 /* l's frames from `from` on become the walked frames t[0, n), reversed. rbp's use is worked
