@@ -262,8 +262,9 @@ static __attribute__((noinline)) void check_cfi(const uint64_t *frames, uint32_t
 }
 #endif
 
-/* The default mode: the shim's own reading of the unwind tables (cfi.c), libunwind for
- * what it leaves. A stack the same as the thread's last keeps the last one's hash. */
+/* The default mode's frames, written out: the shim's own reading of the unwind tables
+ * (cfi.c), libunwind for what it leaves. (The shim itself goes through unwind_id, where the
+ * check build's comparisons are.) */
 __attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint32_t max,
                                                          uint64_t *hash)
 {
@@ -272,17 +273,7 @@ __attribute__((noinline)) static uint32_t unwind_capture(uint64_t *frames, uint3
     bool same;
     int n = lkd_cfi_capture((uintptr_t)__builtin_frame_address(0), stack_lo, stack_hi, frames, max,
                             hash, &same);
-    if (__builtin_expect(n < 0, 0)) {
-#ifdef LKD_CFI_CHECK
-        check_start();
-        atomic_fetch_add(&left, 1);
-#endif
-        return libunwind_capture(frames, max, hash);
-    }
-#ifdef LKD_CFI_CHECK
-    check_cfi(frames, (uint32_t)n, max, same);
-#endif
-    return (uint32_t)n;
+    return n < 0 ? libunwind_capture(frames, max, hash) : (uint32_t)n;
 }
 
 /* lkd_stack_capture_libunwind - see stack.h. */
@@ -430,17 +421,22 @@ intern_shared(const uint64_t *frames, uint32_t depth, uint64_t h, cache_entry_t 
     return r;
 }
 
+/* One of a thread's tables (lkd_stack_local_t), zeroed, into *slot and counted in the stack
+ * table's memory; NULL when out of memory. */
+__attribute__((noinline, cold)) static void *local_new(void **slot, size_t bytes)
+{
+    if ((*slot = lkd_arena_alloc(bytes)))
+        atomic_fetch_add_explicit(&memory, bytes, memory_order_relaxed);
+    return *slot;
+}
+
 /* The thread's cache, allocated on first use; NULL when out of memory. */
-__attribute__((noinline, cold)) static stack_cache_t *cache_new(void **slot)
+static stack_cache_t *cache_new(void **slot)
 {
     unsigned bits = mode == LKD_FMT_UNWIND_FP ? CACHE_BITS_FP : CACHE_BITS_DEFAULT;
-    size_t bytes = sizeof(stack_cache_t) + (sizeof(cache_entry_t) << bits);
-    stack_cache_t *c = lkd_arena_alloc(bytes);
-    if (c) {
+    stack_cache_t *c = local_new(slot, sizeof(stack_cache_t) + (sizeof(cache_entry_t) << bits));
+    if (c)
         c->mask = (1u << bits) - 1;
-        atomic_fetch_add_explicit(&memory, bytes, memory_order_relaxed);
-        *slot = c;
-    }
     return c;
 }
 
@@ -498,10 +494,7 @@ static trans_t *trans_table(void **slot)
 {
     if (__builtin_expect(*slot != NULL, 1))
         return *slot;
-    size_t bytes = 2 * sizeof(trans_t) << TRANS_BITS;
-    if ((*slot = lkd_arena_alloc(bytes)))
-        atomic_fetch_add_explicit(&memory, bytes, memory_order_relaxed);
-    return *slot;
+    return local_new(slot, 2 * sizeof(trans_t) << TRANS_BITS);
 }
 
 static inline bool trans_hit(const trans_t *e, const lkd_cfi_walk_t *w, uint32_t depth)
@@ -628,7 +621,8 @@ void lkd_stack_unlock(void)
     pthread_mutex_unlock(&lock);
 }
 
-/* lkd_stack_memory - tracker bytes used by stack records, the id chunks and the index. */
+/* lkd_stack_memory - tracker bytes used by stack records, the id chunks, the index and the
+ * threads' caches and transitions. */
 size_t lkd_stack_memory(void)
 {
     return atomic_load_explicit(&memory, memory_order_relaxed);

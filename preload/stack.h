@@ -25,7 +25,8 @@
  * loaded (the stacks that need it are then empty). */
 bool lkd_stack_init(int unwind_mode);
 /* Captures up to max return addresses of the current thread, shim frames removed, and
- * their hash (the one lkd_stack_hash gives). */
+ * their hash (the one lkd_stack_hash gives). The frames written out, for tests; the hooks
+ * use lkd_stack_capture_id. */
 uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash);
 /* A thread's own tables: its cache of recent stacks, and in the default mode its
  * transitions, which spare most captures writing their frames out. Allocated from the arena
