@@ -450,6 +450,31 @@ Test(stack, concurrent_interning_agrees)
     }
 }
 
+/* Stacks of 1 to 9 frames that differ from another of their depth in one frame alone, at
+ * each position (the comparison goes two frames at a time, with an odd one apart), all
+ * under one hash: one set of the thread's cache, whose two entries each must be compared
+ * whole. */
+Test(stack, one_frame_apart_under_one_hash)
+{
+    lkd_stack_local_t local = {0};
+    uint32_t ids[10][10], n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (uint32_t depth = 1; depth <= 9; depth++)
+            for (uint32_t p = 0; p <= depth; p++) { /* p == depth: no frame changed */
+                uint64_t frames[9];
+                for (uint32_t i = 0; i < depth; i++)
+                    frames[i] = 0x7000 + i + (i == p ? 0x100 : 0);
+                uint32_t id = lkd_stack_intern(&local, frames, depth, 42);
+                if (pass == 0) {
+                    ids[depth][p] = id;
+                    n++;
+                } else {
+                    cr_assert_eq(id, ids[depth][p], "depth %u, frame %u", depth, p);
+                }
+            }
+    cr_assert_eq(lkd_stack_count(), n, "every stack its own id");
+}
+
 /* Stacks under one hash (0 included, stored as 1 in the index) stay apart, in each
  * thread's cache (where they share an entry), past it (other threads) and through the
  * index's growth. */
