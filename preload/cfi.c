@@ -451,6 +451,9 @@ static _Atomic(rule_table_t *) rules;
 static atomic_uint rules_gen; /* bumped by lkd_cfi_forget: threads drop their last stack */
 static atomic_flag rules_lock = ATOMIC_FLAG_INIT;
 static uintptr_t shim_lo, shim_len;
+/* In the table's rules only: the return address is the shim's. With it, one test of the
+ * flags tells the usual frame (LKD_CFI_OK, maybe LKD_CFI_RBP) from all the others. */
+#define RULE_SHIM 8
 
 static inline uint64_t pack(lkd_cfi_rule_t r)
 {
@@ -501,10 +504,13 @@ static void rules_release(void)
     atomic_flag_clear_explicit(&rules_lock, memory_order_release);
 }
 
-/* The slow path: the rule from .eh_frame, added to the table (grown when half full). */
+/* The slow path: the rule from .eh_frame, added to the table (grown when half full), with
+ * RULE_SHIM when ra is the shim's. */
 __attribute__((noinline)) static lkd_cfi_rule_t rule_miss(uintptr_t ra)
 {
     lkd_cfi_rule_t r = lkd_cfi_find_rule(ra);
+    if (ra - shim_lo < shim_len)
+        r.flags |= RULE_SHIM;
     rules_acquire();
     rule_table_t *t = atomic_load_explicit(&rules, memory_order_relaxed);
     if (!t || (t->used + 1) * 2 > t->mask + 1) {
@@ -599,10 +605,9 @@ typedef struct last_stack {
     uint64_t pc[CAP], sp[CAP], rbp[CAP], rck_at[CAP], rck_val[CAP];
     uint64_t hash[CAP]; /* the hash chain (stack_hash.h) over the program's frames [0, q] */
     uint8_t rck_end[CAP];
-    int8_t slot[CAP]; /* the caller's rbp saved at CFA + 8 * slot, 0: not saved */
     uint8_t use[CAP]; /* USE_* */
 } last_stack_t;
-#define USE_CFA 1 /* the frame's CFA is rbp-based */
+#define USE_CFA LKD_CFI_RBP /* the frame's CFA is rbp-based (the rule's own flag) */
 #define USE_RBP 2 /* rbp[q] matters to the walk above: a rule uses it before it is restored */
 
 static TLS last_stack_t last;
@@ -678,7 +683,6 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
         l->pc[0] = t->pc[i];
         l->sp[0] = t->sp[i];
         l->rbp[0] = t->rbp[i];
-        l->slot[0] = t->slot[i];
         l->rck_end[0] = 0;
         used = t->use[i] & USE_CFA;
         l->use[0] = t->use[i] | (used ? USE_RBP : 0);
@@ -702,7 +706,6 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
         l->pc[q] = pc;
         l->sp[q] = sp;
         l->rbp[q] = rbp;
-        l->slot[q] = slot;
         /* written in any case, counted when read: the caller's rbp, saved, that matters */
         l->rck_at[rck] = up_sp + 8 * (intptr_t)slot;
         l->rck_val[rck] = up_rbp;
@@ -787,18 +790,20 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi
         if (n == CAP)
             return -1;
         lkd_cfi_rule_t r = rule_of(pc);
-        uint8_t kind = r.flags & LKD_CFI_KIND;
         t.pc[n] = pc;
         t.sp[n] = sp;
         t.rbp[n] = rbp;
         t.slot[n] = r.rbp_slot;
-        t.use[n] = r.flags & LKD_CFI_RBP ? USE_CFA : 0;
+        t.use[n] = r.flags & USE_CFA;
         n++;
-        shim += pc - shim0 < shim_n;
-        if (kind == LKD_CFI_END)
-            break;
-        if (kind != LKD_CFI_OK)
-            return -1;
+        if (__builtin_expect((r.flags & ~LKD_CFI_RBP) != LKD_CFI_OK, 0)) {
+            shim += (r.flags & RULE_SHIM) != 0;
+            uint8_t kind = r.flags & LKD_CFI_KIND;
+            if (kind == LKD_CFI_END)
+                break;
+            if (kind != LKD_CFI_OK)
+                return -1;
+        }
         if (n - shim == max) {
             cut = true;
             break;
