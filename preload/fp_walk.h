@@ -32,22 +32,25 @@ static inline void lkd_fp_bounds(uintptr_t *lo, uintptr_t *hi)
 /* Walks up the frame-pointer chain from frame fp of the stack [lo, hi), calling
  * visit(ctx, ret) with each return address, innermost first, until it returns false. The
  * walk stops at the first frame that does not look like one (code built without frame
- * pointers): outside the stack, misaligned, a zero return address, or a next frame that does
- * not move up the stack. One unsigned comparison checks lo <= fp && fp + 16 <= hi, so that a
- * wild rbp such as -16 cannot wrap around it (fp + 16 would). Every check is a branch, off
- * the chain of loads (choosing the next frame with a conditional move put two cycles per
- * frame on it). Always inlined, visit with it: the loop runs once per frame of every
- * allocation, and its instruction count, not its loads, bounded it (perf). */
+ * pointers): outside the stack (its two words must fit below hi), misaligned, a zero return
+ * address, or a next frame that does not move up the stack. Since every frame is above the
+ * one before, only the first is checked against lo: a wild rbp such as -16 fails the upper
+ * bound, where fp + 16 would wrap around it. Every check is a branch, off the chain of loads
+ * (choosing the next frame with a conditional move put two cycles per frame on it). Always
+ * inlined, visit with it: the loop runs once per frame of every allocation, and its
+ * instruction count, not its loads, bounded it (perf). */
 static inline __attribute__((always_inline)) void
 lkd_fp_visit(uintptr_t fp, uintptr_t lo, uintptr_t hi, bool (*visit)(void *ctx, uintptr_t ret),
              void *ctx)
 {
     if (hi - lo < 16)
         return;
-    uintptr_t span = hi - lo - 16;
-    while (fp - lo <= span && !(fp & 7)) {
+    const uintptr_t top = hi - 16; /* the highest frame address with room for its words */
+    if (fp < lo || fp > top || (fp & 7))
+        return;
+    for (;;) {
         uintptr_t next = ((uintptr_t *)fp)[0], ret = ((uintptr_t *)fp)[1];
-        if (!ret || !visit(ctx, ret) || next <= fp)
+        if (!ret || !visit(ctx, ret) || next <= fp || next > top || (next & 7))
             break;
         fp = next;
     }
