@@ -323,7 +323,7 @@ static bool same(const stack_rec_t *r, const uint64_t *frames, uint32_t depth)
                                           _mm_loadu_si128((const __m128i *)(pb + off))));
     diff = (uint64_t)_mm_cvtsi128_si64(_mm_or_si128(d, _mm_unpackhi_epi64(d, d)));
 #else
-    for (uint32_t i = 0; i + 1 < depth; i++)
+    for (uint32_t i = 0; i < (depth & ~1u); i++)
         diff |= a[i] ^ frames[i];
 #endif
     return diff == 0;
