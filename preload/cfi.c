@@ -451,6 +451,12 @@ static _Atomic(rule_table_t *) rules;
 static atomic_uint rules_gen; /* bumped by lkd_cfi_forget: threads drop their last stack */
 static atomic_flag rules_lock = ATOMIC_FLAG_INIT;
 static uintptr_t shim_lo, shim_len;
+
+static inline bool in_shim(uint64_t pc)
+{
+    return pc - shim_lo < shim_len;
+}
+
 /* In the table's rules only: the return address is the shim's. With it, one test of the
  * flags tells the usual frame (LKD_CFI_OK, maybe LKD_CFI_RBP) from all the others. */
 #define RULE_SHIM 8
@@ -509,7 +515,7 @@ static void rules_release(void)
 __attribute__((noinline)) static lkd_cfi_rule_t rule_miss(uintptr_t ra)
 {
     lkd_cfi_rule_t r = lkd_cfi_find_rule(ra);
-    if (ra - shim_lo < shim_len)
+    if (in_shim(ra))
         r.flags |= RULE_SHIM;
     rules_acquire();
     rule_table_t *t = atomic_load_explicit(&rules, memory_order_relaxed);
@@ -618,11 +624,6 @@ typedef struct walked {
     int8_t slot[CAP];
     uint8_t use[CAP];
 } walked_t;
-
-static inline bool in_shim(uint64_t pc)
-{
-    return pc - shim_lo < shim_len;
-}
 
 /* May the walk take l's frames [0, m] as its own, after walking `program` frames of the
  * program? Returns 0 if so, else the outermost frame p <= m that rules it out (so no frame
