@@ -613,21 +613,24 @@ typedef struct last_stack {
 
 static TLS last_stack_t last;
 
-/* Frames walked before reaching the last stack, innermost first. */
+/* Frames walked before reaching the last stack, innermost last: the i-th walked is at
+ * AT(i), so that they are in the last stack's order, outermost first, and append copies
+ * them with one index. */
 typedef struct walked {
     uint64_t pc[CAP], sp[CAP], rbp[CAP];
     uint64_t rule[CAP]; /* packed lkd_cfi_rule_t */
 } walked_t;
+#define AT(i) (CAP - 1 - (i))
 
 /* A walked frame's rbp slot and USE_CFA, from its packed rule. */
 static inline int8_t walked_slot(const walked_t *t, uint32_t i)
 {
-    return unpack(t->rule[i]).rbp_slot;
+    return unpack(t->rule[AT(i)]).rbp_slot;
 }
 
 static inline uint8_t walked_use(const walked_t *t, uint32_t i)
 {
-    return unpack(t->rule[i]).flags & USE_CFA;
+    return unpack(t->rule[AT(i)]).flags & USE_CFA;
 }
 
 /* May the walk take l's frames [0, m] as its own, after walking `program` frames of the
@@ -686,16 +689,16 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
     }
     if (!from && n) { /* the outermost frame: nothing above it read */
         uint32_t i = n - 1;
-        l->pc[0] = t->pc[i];
-        l->sp[0] = t->sp[i];
-        l->rbp[0] = t->rbp[i];
+        l->pc[0] = t->pc[AT(i)];
+        l->sp[0] = t->sp[AT(i)];
+        l->rbp[0] = t->rbp[AT(i)];
         l->rck_end[0] = 0;
         used = walked_use(t, i);
         l->use[0] = walked_use(t, i) | (used ? USE_RBP : 0);
-        bool sh = in_shim(t->pc[i]);
+        bool sh = in_shim(t->pc[AT(i)]);
         out += !sh;
         low = sh ? 1 : low;
-        h = sh ? h : lkd_hash_step(h, t->pc[i]);
+        h = sh ? h : lkd_hash_step(h, t->pc[AT(i)]);
         l->hash[0] = h;
         k = 1;
     }
@@ -706,7 +709,7 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
     uint32_t rck = top ? l->rck_end[top - 1] : 0;
     for (; k < n; k++) {
         uint32_t q = from + k, i = n - 1 - k;
-        uint64_t pc = t->pc[i], sp = t->sp[i], rbp = t->rbp[i];
+        uint64_t pc = t->pc[AT(i)], sp = t->sp[AT(i)], rbp = t->rbp[AT(i)];
         int8_t slot = walked_slot(t, i);
         uint8_t use = walked_use(t, i);
         l->pc[q] = pc;
@@ -737,34 +740,37 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
     l->low = low;
 }
 
-/* append's usual case, with its state in registers: the frames walked go below frame
- * from - 1 of l (from >= 1), which keeps all of l's shim frames (from >= l->low), and none of
- * them is the shim's. Measured (callgrind): 43 instructions per frame in append, ~25 here. */
-static void append_below(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n)
+/* append's usual case: the frames walked go below frame from - 1 of l (from >= 1), which
+ * keeps all of l's shim frames (from >= l->low), and none of them is the shim's. With the
+ * frame above the first one written into t's free slot below them (n < CAP), the loop reads
+ * both frames from t at one index. */
+static void append_below(last_stack_t *l, uint32_t from, walked_t *t, uint32_t n)
 {
-    uint32_t top = from - 1, rck = l->rck_end[top];
-    uint64_t h = l->hash[top], up_sp = l->sp[top], up_rbp = l->rbp[top];
+    /* size_t indexes: t's j - 1 is then an offset from j's address */
+    size_t top = from - 1, j = CAP - n;
+    uint32_t rck = l->rck_end[top];
+    uint64_t h = l->hash[top];
     unsigned used = (l->use[top] & USE_RBP) != 0;
+    t->sp[j - 1] = l->sp[top];
+    t->rbp[j - 1] = l->rbp[top];
     l->out = from - (l->n - l->out) + n;
     l->n = from + n;
-    for (uint32_t q = from, i = n; i-- > 0; q++) {
-        uint64_t pc = t->pc[i], sp = t->sp[i], rbp = t->rbp[i];
-        lkd_cfi_rule_t r = unpack(t->rule[i]);
-        unsigned cfa_rbp = r.flags & USE_CFA, saved = r.rbp_slot != 0;
+    for (size_t q = from; j < CAP; j++, q++) {
+        uint64_t pc = t->pc[j];
+        lkd_cfi_rule_t r = unpack(t->rule[j]);
+        unsigned saved = r.rbp_slot != 0, cfa_rbp = (r.flags & USE_CFA) != 0;
         l->pc[q] = pc;
-        l->sp[q] = sp;
-        l->rbp[q] = rbp;
+        l->sp[q] = t->sp[j];
+        l->rbp[q] = t->rbp[j];
         /* written in any case, counted when read: the caller's rbp, saved, that matters */
-        l->rck_at[rck] = up_sp + 8 * (intptr_t)r.rbp_slot;
-        l->rck_val[rck] = up_rbp;
+        l->rck_at[rck] = t->sp[j - 1] + 8 * (intptr_t)r.rbp_slot;
+        l->rck_val[rck] = t->rbp[j - 1];
         rck += used & saved;
         l->rck_end[q] = (uint8_t)rck;
-        used = (cfa_rbp != 0) | (used & !saved);
-        l->use[q] = (uint8_t)(cfa_rbp | used * USE_RBP);
+        used = cfa_rbp | (used & !saved);
+        l->use[q] = (uint8_t)(cfa_rbp * USE_CFA | used * USE_RBP);
         h = lkd_hash_step(h, pc);
         l->hash[q] = h;
-        up_sp = sp;
-        up_rbp = rbp;
     }
 }
 
@@ -841,10 +847,10 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi
             mask = tab->mask;
         }
         lkd_cfi_rule_t r = unpack(v);
-        t.pc[n] = pc;
-        t.sp[n] = sp;
-        t.rbp[n] = rbp;
-        t.rule[n] = v;
+        t.pc[AT(n)] = pc;
+        t.sp[AT(n)] = sp;
+        t.rbp[AT(n)] = rbp;
+        t.rule[AT(n)] = v;
         n++;
         if (__builtin_expect((r.flags & ~LKD_CFI_RBP) != LKD_CFI_OK, 0)) {
             if (r.flags & RULE_SHIM) {
