@@ -805,7 +805,7 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi
     last_stack_t *l = &last;
     uint32_t gen = atomic_load_explicit(&rules_gen, memory_order_relaxed);
     if (__builtin_expect(l->gen != gen, 0)) { /* code was unloaded since: start afresh */
-        l->n = 0;
+        l->n = l->out = l->low = 0; /* append counts the program's frames on from out */
         l->gen = gen;
         l->rec = NULL;
     }
