@@ -61,6 +61,9 @@ static int depth, fp_mode, libunwind_mode; /* written before state turns ST_READ
 static int (*backtrace_fn)(void **, int);
 static TLS int busy;
 static TLS uintptr_t stack_lo, stack_hi; /* this thread's stack, for the fp walk */
+/* The rule cache the shim gives cfi.c's walk per thread (static TLS here: the bench's
+ * threads have the default stacks) */
+static TLS _Alignas(64) unsigned char rule_cache[LKD_CFI_CACHE_BYTES];
 
 __attribute__((noreturn)) static void fail(const char *what, const char *value)
 {
@@ -143,7 +146,7 @@ __attribute__((noinline)) static void cfi_walk(uintptr_t fp, void **buf, int max
     lkd_cfi_walk_t w;
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
-    if (lkd_cfi_walk(fp, stack_lo, stack_hi, (uint32_t)depth, &w) < 0)
+    if (lkd_cfi_walk(fp, stack_lo, stack_hi, (uint32_t)depth, rule_cache, &w) < 0)
         backtrace_fn(buf, max);
 }
 

@@ -613,6 +613,20 @@ typedef struct last_stack {
 
 static TLS last_stack_t last;
 
+/* A thread's rule cache (LKD_CFI_CACHE_BYTES), direct-mapped. The shared table is sized for
+ * every return address seen (4,096 slots and up, 16 bytes each, at most half full), so a
+ * walk's lookups land on lines all over it: they were the hottest instructions of the walk
+ * under sqlite3 (perf: 18% of its samples on the load of the key). Its 567 rules would fit
+ * a few lines of a dense table; 256 entries here take 100% of sqlite3's lookups and 97.5% of
+ * python3's (callgrind's cache simulation: 24% fewer L1 data misses under sqlite3). In the
+ * caller's memory, not static TLS: glibc carves that from every thread's stack (see
+ * stack.c). */
+typedef struct rule_cached {
+    uint64_t key, rule; /* return address (0: none), packed rule */
+} rule_cached_t;
+#define RC_BITS 8
+_Static_assert(LKD_CFI_CACHE_BYTES == sizeof(rule_cached_t) << RC_BITS, "256 entries");
+
 /* Frames walked before reaching the last stack, innermost last: the i-th walked is at
  * AT(i), so that they are in the last stack's order, outermost first, and append copies
  * them with one index. */
@@ -775,7 +789,8 @@ static void append_below(last_stack_t *l, uint32_t from, walked_t *t, uint32_t n
 }
 
 /* lkd_cfi_walk - see cfi.h. */
-int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi_walk_t *w)
+int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, void *cache,
+                 lkd_cfi_walk_t *w)
 {
     /* Locals, not the globals: stores through l could alias them. */
     const uintptr_t shim0 = shim_lo, shim_n = shim_len;
@@ -805,10 +820,16 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi
     last_stack_t *l = &last;
     uint32_t gen = atomic_load_explicit(&rules_gen, memory_order_relaxed);
     if (__builtin_expect(l->gen != gen, 0)) { /* code was unloaded since: start afresh */
-        l->n = l->out = l->low = 0; /* append counts the program's frames on from out */
+        /* all three: append counts on from out and low */
+        l->n = l->out = l->low = 0;
         l->gen = gen;
         l->rec = NULL;
+        if (cache)
+            memset(cache, 0, LKD_CFI_CACHE_BYTES);
     }
+    /* Without a cache, one entry on this stack stands in for it. */
+    rule_cached_t none = {0, 0}, *rc = cache ? cache : &none;
+    const uint64_t rc_mask = cache ? (1u << RC_BITS) - 1 : 0;
     /* The rule table, loaded once (and again after a miss): a local, in a register. */
     const rule_table_t *tab = atomic_load_explicit(&rules, memory_order_acquire);
     if (__builtin_expect(!tab, 0)) { /* the first walk of all: a miss makes the table */
@@ -840,11 +861,17 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi
             }
             limit = bad;
         }
-        uint64_t v = rule_in(tab, mask, pc);
-        if (__builtin_expect(!v, 0)) {
-            v = pack(rule_miss(pc));
-            tab = atomic_load_explicit(&rules, memory_order_acquire);
-            mask = tab->mask;
+        rule_cached_t *c = &rc[(pc * RULE_K) >> (64 - RC_BITS) & rc_mask];
+        uint64_t v = c->rule;
+        if (__builtin_expect(c->key != pc, 0)) {
+            v = rule_in(tab, mask, pc);
+            if (__builtin_expect(!v, 0)) {
+                v = pack(rule_miss(pc));
+                tab = atomic_load_explicit(&rules, memory_order_acquire);
+                mask = tab->mask;
+            }
+            c->key = pc;
+            c->rule = v;
         }
         lkd_cfi_rule_t r = unpack(v);
         t.pc[AT(n)] = pc;
@@ -958,7 +985,7 @@ int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, 
         *hash = lkd_hash_outer_first(frames, 0);
         return 0;
     }
-    if (lkd_cfi_walk(fp, lo, hi, max, &w) < 0)
+    if (lkd_cfi_walk(fp, lo, hi, max, NULL, &w) < 0)
         return -1;
     *same = w.same;
     return (int)lkd_cfi_output(frames, max, hash);

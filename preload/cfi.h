@@ -23,6 +23,9 @@ void lkd_cfi_init(uintptr_t shim_start, uintptr_t shim_end);
  * thread's previous successful call returned. */
 int lkd_cfi_capture(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint64_t *frames, uint32_t max,
                     uint64_t *hash, bool *same);
+/* A thread's cache of rules, in front of the table all threads share: memory the caller
+ * gives lkd_cfi_walk, zeroed at first, one per thread. */
+#define LKD_CFI_CACHE_BYTES 4096
 /* What a walk (lkd_cfi_walk) found: the calling thread's stack, as it relates to the stack
  * the thread's previous walk found. */
 typedef struct lkd_cfi_walk {
@@ -39,8 +42,10 @@ typedef struct lkd_cfi_walk {
 
 /* The first half of lkd_cfi_capture: walks the stack (the thread's last stack is then this
  * one) without writing it out. Returns the number of frames lkd_cfi_output will give, or -1
- * when libunwind must take this capture (the last stack is then unchanged). */
-int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, lkd_cfi_walk_t *w);
+ * when libunwind must take this capture (the last stack is then unchanged). cache: the
+ * calling thread's LKD_CFI_CACHE_BYTES, or NULL. */
+int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, void *cache,
+                 lkd_cfi_walk_t *w);
 /* The frames of the last successful walk, innermost first, at most max (the walk's), and
  * their hash; returns their count. */
 uint32_t lkd_cfi_output(uint64_t *frames, uint32_t max, uint64_t *hash);

@@ -542,7 +542,10 @@ __attribute__((noinline)) static uint32_t unwind_id(lkd_stack_local_t *local, ui
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
     lkd_cfi_walk_t w;
-    int n = max ? lkd_cfi_walk(fp, stack_lo, stack_hi, max, &w) : -1;
+    void *rules = NULL;
+    if (__builtin_expect(local != NULL, 1) && __builtin_expect(!(rules = local->rules), 0))
+        rules = local_new(&local->rules, LKD_CFI_CACHE_BYTES);
+    int n = max ? lkd_cfi_walk(fp, stack_lo, stack_hi, max, rules, &w) : -1;
     if (__builtin_expect(n < 0, 0)) {
 #ifdef LKD_CFI_CHECK
         check_start();

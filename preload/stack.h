@@ -29,10 +29,11 @@ bool lkd_stack_init(int unwind_mode);
  * use lkd_stack_capture_id. */
 uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash);
 /* A thread's own tables: its cache of recent stacks, and in the default mode its
- * transitions, which spare most captures writing their frames out. Allocated from the arena
- * on first use (NULL: not yet), kept with the thread's record (thread.h). */
+ * transitions, which spare most captures writing their frames out, and its unwinder's rule
+ * cache (cfi.h). Allocated from the arena on first use (NULL: not yet), kept with the
+ * thread's record (thread.h). */
 typedef struct lkd_stack_local {
-    void *cache, *trans;
+    void *cache, *trans, *rules;
 } lkd_stack_local_t;
 /* Captures up to max frames of the current thread, as lkd_stack_capture, and interns them:
  * the stack's id (LKD_STACK_NONE when out of memory) and its innermost frame in *inner (0

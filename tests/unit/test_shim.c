@@ -656,8 +656,75 @@ Test(stack, transitions_give_the_ids_of_the_stacks)
         via[(x >> 16) % 8](check_id);
     }
     cr_assert_eq(id_stats.calls, 3000);
-    cr_assert(local.cache && local.trans, "the thread's tables were allocated");
+    cr_assert(local.cache && local.trans && local.rules, "the thread's tables were allocated");
     cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
+}
+
+/* The walk's rule cache (cfi.h's LKD_CFI_CACHE_BYTES, the thread's): entries it holds
+ * answer before the shared table, and lkd_cfi_forget (a module unloaded, its addresses free
+ * for another) must empty it. The walks start in the fixture library's lkd_trans_via_k,
+ * whose frames are walked by rule (this binary's frames are the "shim's" here). */
+static struct {
+    unsigned char cache[LKD_CFI_CACHE_BYTES];
+    int walked;   /* lkd_cfi_walk's count */
+    uint32_t ref; /* libunwind's count */
+    uint64_t frames[64], ref_frames[64];
+} rc;
+
+static void walk_with_cache(void)
+{
+    uintptr_t lo = 0, hi = 0;
+    uint64_t h;
+    lkd_cfi_walk_t w;
+    lkd_fp_bounds(&lo, &hi);
+    rc.walked = lkd_cfi_walk((uintptr_t)__builtin_frame_address(0), lo, hi, 64, rc.cache, &w);
+    if (rc.walked > 0)
+        lkd_cfi_output(rc.frames, 64, &h);
+    rc.ref = lkd_stack_capture_libunwind(rc.ref_frames, 64, &h);
+}
+
+Test(stack, cfi_rule_cache_emptied_when_rules_are_forgotten)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    char path[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
+    cr_assert_gt(len, 0);
+    path[len] = '\0';
+    snprintf(strrchr(path, '/') + 1, 64, "fixtures/libtrans_fixture.so");
+    void *lib = dlopen(path, RTLD_NOW);
+    cr_assert_not_null(lib, "%s", dlerror());
+    void (*via[2])(void (*)(void));
+    for (int k = 0; k < 2; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "lkd_trans_via_%d", k);
+        void *sym = dlsym(lib, name);
+        cr_assert_not_null(sym, "%s", name);
+        memcpy(&via[k], &sym, sizeof sym);
+    }
+    via[0](walk_with_cache);
+    cr_assert_geq(rc.ref, 3);
+    cr_assert_eq((uint32_t)rc.walked, rc.ref);
+    cr_assert_arr_eq(rc.frames, rc.ref_frames, rc.ref * 8);
+    via[1](walk_with_cache); /* the last stack is now via_1's: via_0's frame needs a rule */
+    cr_assert_eq((uint32_t)rc.walked, rc.ref);
+    /* every rule cached claims its frame is the outermost (entries: return address, rule) */
+    uint64_t(*e)[2] = (uint64_t(*)[2])rc.cache;
+    int poisoned = 0;
+    for (size_t i = 0; i < LKD_CFI_CACHE_BYTES / 16; i++) {
+        if (!e[i][0])
+            continue;
+        lkd_cfi_rule_t end = {0, 0, LKD_CFI_END, (uint16_t)e[i][0]};
+        memcpy(&e[i][1], &end, 8);
+        poisoned++;
+    }
+    cr_assert_geq(poisoned, 2);
+    via[0](walk_with_cache);
+    cr_assert_lt(rc.walked, (int)rc.ref, "the cache answered: the walk stopped at via_0");
+    lkd_cfi_forget();
+    via[0](walk_with_cache);
+    cr_assert_eq((uint32_t)rc.walked, rc.ref, "after lkd_cfi_forget: %d frames, not %u", rc.walked,
+                 rc.ref);
+    cr_assert_arr_eq(rc.frames, rc.ref_frames, rc.ref * 8);
 }
 
 #include "thread.h"
