@@ -10,8 +10,9 @@
  * 1.5 times them, so rounding wastes at most a third, and the live table can grow its
  * regions by 1.5x and 1.33x steps), carved from 4 MiB chunks; a freed block goes to its
  * class's free list and is reused, never unmapped.
- * Larger requests are mapped and unmapped directly. Invariant: every byte returned is
- * zero-filled, so callers can rely on calloc semantics.
+ * Larger requests are mapped and unmapped directly. Invariant: every byte lkd_arena_alloc
+ * returns is zero-filled, so callers can rely on calloc semantics (lkd_arena_alloc_raw's
+ * callers clear what they read).
  */
 #include "arena.h"
 
@@ -176,23 +177,39 @@ void *lkd_arena_alloc_lines(size_t size)
     return lkd_arena_alloc(lkd_arena_lines_size(size));
 }
 
+/* A block of size's class: reused from its free list (*reused set), else carved. */
+static void *alloc_small(size_t size, bool *reused)
+{
+    unsigned c = lkd_arena_class_of(size);
+    pthread_mutex_lock(&lock);
+    free_block_t *b = free_lists[c];
+    if (b)
+        free_lists[c] = b->next;
+    void *p = b ? (void *)b : carve(c);
+    pthread_mutex_unlock(&lock);
+    *reused = b != NULL;
+    return p;
+}
+
 /* lkd_arena_alloc - zero-filled memory for the tracker; NULL when out of memory. */
 void *lkd_arena_alloc(size_t size)
 {
     if (size >= LARGE_MIN)
         return alloc_large(size, 0);
-    unsigned c = lkd_arena_class_of(size);
-    pthread_mutex_lock(&lock);
-    free_block_t *b = free_lists[c];
-    if (b) {
-        free_lists[c] = b->next;
-        pthread_mutex_unlock(&lock);
-        memset(b, 0, lkd_arena_class_size(c));
-        return b;
-    }
-    void *p = carve(c);
-    pthread_mutex_unlock(&lock);
+    bool reused;
+    void *p = alloc_small(size, &reused);
+    if (reused) /* carved memory is fresh from mmap: zero already */
+        memset(p, 0, lkd_arena_class_size(lkd_arena_class_of(size)));
     return p;
+}
+
+/* lkd_arena_alloc_raw - see arena.h. */
+void *lkd_arena_alloc_raw(size_t size)
+{
+    if (size >= LARGE_MIN)
+        return alloc_large(size, 0);
+    bool reused;
+    return alloc_small(size, &reused);
 }
 
 /* lkd_arena_free - gives back memory from lkd_arena_alloc(size). */

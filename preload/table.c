@@ -286,20 +286,27 @@ static inline uint32_t slot_take(group_t *groups, uint32_t cap, uint32_t home)
 __attribute__((noinline, cold)) static bool leaf_resize(leaf_t *leaf, unsigned cls)
 {
     cls = group_class(cls);
-    group_t *groups = lkd_arena_alloc(slots_bytes(cls));
+    group_t *groups = lkd_arena_alloc_raw(slots_bytes(cls));
     if (!groups)
         return false;
     uint32_t cap = (uint32_t)(slots_bytes(cls) / SLOT_BYTES);
-    for (uint32_t i = 0; i < leaf->cap; i++) {
-        const group_t *from = &leaf->groups[i / GROUP];
-        uint16_t key = key_at(leaf, i);
-        if (!key)
-            continue;
-        uint32_t j = slot_take(groups, cap, home_of(key, cap));
-        group_t *to = &groups[j / GROUP];
-        to->keys[j % GROUP] |= key;
-        to->birth_hi[j % GROUP] = from->birth_hi[i % GROUP];
-        to->vals[j % GROUP] = from->vals[i % GROUP];
+    /* only the keys tell a slot's state: the rest of an empty slot is never read */
+    for (uint32_t g = 0; g < cap / GROUP; g++)
+        memset(groups[g].keys, 0, sizeof groups[g].keys);
+    /* a group's keys at a time: one vector compare finds its blocks (python3 moves 1.5M
+     * slots in 8,300 growths, 20k records: one slot at a time that was 61 instructions per
+     * allocation) */
+    for (uint32_t g = 0; g < leaf->cap / GROUP; g++) {
+        const group_t *from = &leaf->groups[g];
+        for (unsigned full = ~group_match(leaf->groups, g, 0) & 0x5555u; full; full &= full - 1) {
+            unsigned i = (unsigned)__builtin_ctz(full) / 2;
+            uint16_t key = from->keys[i] & KEY_MASK;
+            uint32_t j = slot_take(groups, cap, home_of(key, cap));
+            group_t *to = &groups[j / GROUP];
+            to->keys[j % GROUP] |= key;
+            to->birth_hi[j % GROUP] = from->birth_hi[i];
+            to->vals[j % GROUP] = from->vals[i];
+        }
     }
     lkd_arena_free(leaf->groups, slots_bytes(leaf->cls));
     atomic_fetch_add_explicit(&leaf_bytes, slots_bytes(cls) - slots_bytes(leaf->cls),
