@@ -32,7 +32,9 @@ LEAKDIFF_UNWIND=fp, into a buffer, where the workload sets that); "interpose" on
 what any tracker recording full stacks that way pays.
 Reported: medians of wall time and of max RSS (wait4 rusage taken by bench/launch.c: the
 largest process of the tree, for heaptrack the target or heaptrack_interpret), and the ratios
-leakdiff/bare, floor/bare and heaptrack/bare next to each other. The allocator calls of each
+leakdiff/bare, floor/bare and heaptrack/bare next to each other; below them the same ratios
+from each mode's fastest run, as a check on the medians (noise only adds time). The allocator
+calls of each
 workload are counted once with a tiny counting preload (bench/count_allocs.c).
 
 Then tracker memory per live block (bench/live_blocks.c holding 2M small blocks: VmRSS
@@ -401,6 +403,26 @@ def table(ws, mem, args, elapsed):
                             "<=%.2fx" % SAMPLED_TARGET if sampled else "-", ratio("heaptrack"),
                             "%.1fx" % w.heaptrack_ref if w.heaptrack_ref else "-", r("bare"),
                             r("leakdiff"), r("sampled"), r("heaptrack")))
+    # Noise on a shared machine only ever adds time, and a slow spell can fall on one mode's
+    # runs more than another's (a run here once put the bare python3 at 1.74-2.63 s across
+    # rounds, and the median ratio at 1.49x where the fastest runs gave 1.73x): the ratios
+    # of the fastest runs are printed below the medians' as a check on them.
+    lines.append("")
+    lines.append("slowdown vs bare from each mode's fastest run of the %d (noise only adds "
+                 "time: a check on the medians above)" % args.rounds)
+    frow = "%-40s %6s | %8s %8s %9s %8s %9s"
+    lines.append(frow % ("workload", "", "leakdiff", "unwind", "interpose", "sampled",
+                         "heaptrack"))
+    for w in ws:
+        best = {m: min(w.times[m]) if w.times[m] else None for m in MODES}
+
+        def fratio(m):
+            return "%.2fx" % (best[m] / best["bare"]) + \
+                (" r" if m == "heaptrack" and w.heaptrack_failed else "") \
+                if best[m] is not None and best["bare"] else "-"
+
+        lines.append(frow % (w.label, "", fratio("leakdiff"), fratio("unwind"),
+                             fratio("interpose"), fratio("sampled"), fratio("heaptrack")))
     for w in ws:
         if w.heaptrack_failed:
             lines.append("r: heaptrack failed on %s (%s), which was then run with heaptrack "
