@@ -632,9 +632,11 @@ static void check_id(void)
     id_stats.differ += n < 2 || id != lkd_stack_intern(NULL, ref, n, h) || inner != ref[0];
 }
 
-Test(stack, transitions_give_the_ids_of_the_stacks)
+/* The fixture library's lkd_trans_via_0 .. n - 1 (build/fixtures/libtrans_fixture.so, beside
+ * the test binary): each calls its argument from a frame of its own. */
+typedef void (*via_fn)(void (*)(void));
+static void load_via(via_fn *via, int n)
 {
-    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
     char path[PATH_MAX];
     ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
     cr_assert_gt(len, 0);
@@ -642,14 +644,20 @@ Test(stack, transitions_give_the_ids_of_the_stacks)
     snprintf(strrchr(path, '/') + 1, 64, "fixtures/libtrans_fixture.so");
     void *lib = dlopen(path, RTLD_NOW);
     cr_assert_not_null(lib, "%s", dlerror());
-    void (*via[8])(void (*)(void));
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < n; k++) {
         char name[32];
         snprintf(name, sizeof name, "lkd_trans_via_%d", k);
         void *sym = dlsym(lib, name);
         cr_assert_not_null(sym, "%s", name);
         memcpy(&via[k], &sym, sizeof sym);
     }
+}
+
+Test(stack, transitions_give_the_ids_of_the_stacks)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    via_fn via[8];
+    load_via(via, 8);
     uint32_t x = 1;
     for (int i = 0; i < 3000; i++) {
         x = x * 1103515245u + 12345u;
@@ -686,21 +694,8 @@ static void walk_with_cache(void)
 Test(stack, cfi_rule_cache_emptied_when_rules_are_forgotten)
 {
     cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
-    char path[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", path, sizeof path - 64);
-    cr_assert_gt(len, 0);
-    path[len] = '\0';
-    snprintf(strrchr(path, '/') + 1, 64, "fixtures/libtrans_fixture.so");
-    void *lib = dlopen(path, RTLD_NOW);
-    cr_assert_not_null(lib, "%s", dlerror());
-    void (*via[2])(void (*)(void));
-    for (int k = 0; k < 2; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "lkd_trans_via_%d", k);
-        void *sym = dlsym(lib, name);
-        cr_assert_not_null(sym, "%s", name);
-        memcpy(&via[k], &sym, sizeof sym);
-    }
+    via_fn via[2];
+    load_via(via, 2);
     via[0](walk_with_cache);
     cr_assert_geq(rc.ref, 3);
     cr_assert_eq((uint32_t)rc.walked, rc.ref);
