@@ -450,6 +450,15 @@ __attribute__((noinline, cold)) static void *local_new(void **slot, size_t bytes
     return *slot;
 }
 
+/* One of a thread's tables that needs nothing but zeroes, allocated on first use; NULL when
+ * out of memory. */
+static inline void *local_get(void **slot, size_t bytes)
+{
+    if (__builtin_expect(*slot != NULL, 1))
+        return *slot;
+    return local_new(slot, bytes);
+}
+
 /* The thread's cache, allocated on first use; NULL when out of memory. */
 static stack_cache_t *cache_new(void **slot)
 {
@@ -514,9 +523,7 @@ typedef struct trans {
 
 static trans_t *trans_table(void **slot)
 {
-    if (__builtin_expect(*slot != NULL, 1))
-        return *slot;
-    return local_new(slot, 2 * sizeof(trans_t) << TRANS_BITS);
+    return local_get(slot, 2 * sizeof(trans_t) << TRANS_BITS);
 }
 
 static inline bool trans_hit(const trans_t *e, const lkd_cfi_walk_t *w, uint32_t depth)
@@ -542,9 +549,7 @@ __attribute__((noinline)) static uint32_t unwind_id(lkd_stack_local_t *local, ui
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
     lkd_cfi_walk_t w;
-    void *rules = NULL;
-    if (__builtin_expect(local != NULL, 1) && __builtin_expect(!(rules = local->rules), 0))
-        rules = local_new(&local->rules, LKD_CFI_CACHE_BYTES);
+    void *rules = local ? local_get(&local->rules, LKD_CFI_CACHE_BYTES) : NULL;
     int n = max ? lkd_cfi_walk(fp, stack_lo, stack_hi, max, rules, &w) : -1;
     if (__builtin_expect(n < 0, 0)) {
 #ifdef LKD_CFI_CHECK
