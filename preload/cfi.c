@@ -707,8 +707,9 @@ static void append(last_stack_t *l, uint32_t from, const walked_t *t, uint32_t n
         l->sp[0] = t->sp[AT(i)];
         l->rbp[0] = t->rbp[AT(i)];
         l->rck_end[0] = 0;
-        used = walked_use(t, i);
-        l->use[0] = walked_use(t, i) | (used ? USE_RBP : 0);
+        uint8_t use = walked_use(t, i);
+        used = use & USE_CFA;
+        l->use[0] = use | (used ? USE_RBP : 0);
         bool sh = in_shim(t->pc[AT(i)]);
         out += !sh;
         low = sh ? 1 : low;
