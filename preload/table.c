@@ -192,6 +192,21 @@ static inline unsigned group_match(const group_t *groups, uint32_t g, uint16_t k
 #endif
 }
 
+/* group_match's masks for key and for the empty slots in *empty: one load, two compares. */
+static inline unsigned group_match_empty(const group_t *groups, uint32_t g, uint16_t key,
+                                         unsigned *empty)
+{
+#if defined(__SSE2__)
+    __m128i v =
+        _mm_and_si128(_mm_loadu_si128((const __m128i *)groups[g].keys), _mm_set1_epi16(KEY_MASK));
+    *empty = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_setzero_si128()));
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16((short)key)));
+#else
+    *empty = group_match(groups, g, 0);
+    return group_match(groups, g, key);
+#endif
+}
+
 /* A group's overflow count: how many keys went on past it because it was full. It lives in
  * the spare top bits of the group's first two keys, and saturates: a count that reached
  * OVF_MAX stays there (probes then go on past the group) until the region is rehashed. */
@@ -421,8 +436,16 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
     bool ok = true;
     uint32_t i;
     spin_lock(&leaf->lock);
-    uint32_t home = home_of(key, leaf->cap);
-    if (__builtin_expect(slot_probe(leaf, key, home, &i), 0)) {
+    uint32_t cap = leaf->cap, home = home_of(key, cap);
+    unsigned empty, hit = group_match_empty(leaf->groups, home, key, &empty);
+    /* The usual insertion, decided on one load of the home group's keys: key not there and
+     * gone past no group (so absent), room there, no growth due. */
+    if (__builtin_expect(!hit && empty && !ovf_get(&leaf->groups[home]) &&
+                             (leaf->count + 1) * 4 <= cap * 3,
+                         1)) {
+        slot_write(leaf, first_of(home, empty), key, b);
+        leaf->count++;
+    } else if (slot_probe(leaf, key, home, &i)) {
         slot_read(leaf, i, stale);
         *replaced = true;
         slot_write(leaf, i, key, b);
