@@ -176,14 +176,26 @@ static inline uint16_t key_at(const leaf_t *leaf, uint32_t i)
     return leaf->groups[i / GROUP].keys[i % GROUP] & KEY_MASK;
 }
 
+#if defined(__SSE2__)
+/* Group g's keys, their overflow bits masked off. */
+static inline __m128i group_keys(const group_t *groups, uint32_t g)
+{
+    return _mm_and_si128(_mm_loadu_si128((const __m128i *)groups[g].keys),
+                         _mm_set1_epi16(KEY_MASK));
+}
+
+static inline unsigned keys_match(__m128i keys, uint16_t key)
+{
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(keys, _mm_set1_epi16((short)key)));
+}
+#endif
+
 /* Bits 2i and 2i + 1 set when group g's key i == key: one vector compare (a loop where SSE2
  * is missing). The first match is slot 8g + ctz(mask) / 2. */
 static inline unsigned group_match(const group_t *groups, uint32_t g, uint16_t key)
 {
 #if defined(__SSE2__)
-    __m128i v =
-        _mm_and_si128(_mm_loadu_si128((const __m128i *)groups[g].keys), _mm_set1_epi16(KEY_MASK));
-    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16((short)key)));
+    return keys_match(group_keys(groups, g), key);
 #else
     unsigned m = 0;
     for (unsigned i = 0; i < GROUP; i++)
@@ -197,10 +209,9 @@ static inline unsigned group_match_empty(const group_t *groups, uint32_t g, uint
                                          unsigned *empty)
 {
 #if defined(__SSE2__)
-    __m128i v =
-        _mm_and_si128(_mm_loadu_si128((const __m128i *)groups[g].keys), _mm_set1_epi16(KEY_MASK));
-    *empty = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_setzero_si128()));
-    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(v, _mm_set1_epi16((short)key)));
+    __m128i keys = group_keys(groups, g);
+    *empty = keys_match(keys, 0);
+    return keys_match(keys, key);
 #else
     *empty = group_match(groups, g, 0);
     return group_match(groups, g, key);
@@ -423,6 +434,12 @@ static bool overflow_remove(uintptr_t addr, lkd_block_t *out)
     return o != NULL;
 }
 
+/* True when one more block would take the region past 3/4 load: it grows first. */
+static inline bool growth_due(const leaf_t *leaf)
+{
+    return (leaf->count + 1) * 4 > leaf->cap * 3;
+}
+
 /* lkd_table_insert - records a block; see table.h. Takes the region lock. */
 bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, bool *replaced)
 {
@@ -436,13 +453,11 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
     bool ok = true;
     uint32_t i;
     spin_lock(&leaf->lock);
-    uint32_t cap = leaf->cap, home = home_of(key, cap);
+    uint32_t home = home_of(key, leaf->cap);
     unsigned empty, hit = group_match_empty(leaf->groups, home, key, &empty);
     /* The usual insertion, decided on one load of the home group's keys: key not there and
      * gone past no group (so absent), room there, no growth due. */
-    if (__builtin_expect(!hit && empty && !ovf_get(&leaf->groups[home]) &&
-                             (leaf->count + 1) * 4 <= cap * 3,
-                         1)) {
+    if (__builtin_expect(!hit && empty && !ovf_get(&leaf->groups[home]) && !growth_due(leaf), 1)) {
         slot_write(leaf, first_of(home, empty), key, b);
         leaf->count++;
     } else if (slot_probe(leaf, key, home, &i)) {
@@ -450,7 +465,7 @@ bool lkd_table_insert(uintptr_t addr, const lkd_block_t *b, lkd_block_t *stale, 
         *replaced = true;
         slot_write(leaf, i, key, b);
     } else {
-        if (__builtin_expect((leaf->count + 1) * 4 > leaf->cap * 3, 0)) {
+        if (__builtin_expect(growth_due(leaf), 0)) {
             ok = leaf_resize(leaf, leaf->cls + 1u); /* failure keeps the table as it was */
             home = home_of(key, leaf->cap);
         }
