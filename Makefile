@@ -99,8 +99,10 @@ $(B)/san/%.o: %.c $(wildcard preload/*.h analyzer/*.h tests/unit/*.h include/*.h
 	$(CC) $(CPPFLAGS) -Ipreload -Ianalyzer $(CFLAGS) $(SAN_FLAGS) -fPIC -c -o $@ $<
 
 # The unit tests give the stack transitions' table 2 sets of 2 entries, so that
-# transitions share them and a hit must be told from a collision (test_shim.c).
-$(B)/san/preload/stack.o: CPPFLAGS += -DLKD_TRANS_BITS=1
+# transitions share them and a hit must be told from a collision, and start a thread's
+# memo after 10 captures, not 1,000, so that their few thousand stacks go through it
+# (test_shim.c).
+$(B)/san/preload/stack.o: CPPFLAGS += -DLKD_TRANS_BITS=1 -DLKD_MEMO_AFTER=10
 
 # Shared libraries the symbolizer tests load: C++ with inlined templates, and the same
 # linked so that its first segment is not at address 0.

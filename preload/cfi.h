@@ -49,9 +49,30 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, void *c
 /* The frames of the last successful walk, innermost first, at most max (the walk's), and
  * their hash; returns their count. */
 uint32_t lkd_cfi_output(uint64_t *frames, uint32_t max, uint64_t *hash);
-/* Tells the unwinder the caller's record of the last walk's stack, for the next walk's prev
- * (kept only when that stack had at most max frames). */
-void lkd_cfi_set_rec(const void *rec);
+/* Tells the unwinder the caller's record of the last walk's stack (walked for max frames),
+ * for the next walk's prev (kept only when that stack had at most max frames), and puts the
+ * stack in the memo (NULL: none). */
+void lkd_cfi_set_rec(const void *rec, void *memo, uint32_t max);
+/* A thread's memo of whole stacks it walked before (see cfi.c): memory the caller gives,
+ * zeroed at first, one per thread. lkd_cfi_memo_find gives the record of the stack the
+ * thread is on now (from the shim frame fp, on the stack [lo, hi), for max frames of the
+ * program) when the memo holds it, else NULL; cache: the thread's rule cache
+ * (LKD_CFI_CACHE_BYTES). */
+#define LKD_CFI_MEMO_BYTES 40960
+const void *lkd_cfi_memo_find(void *memo, void *cache, uintptr_t fp, uintptr_t lo, uintptr_t hi,
+                              uint32_t max);
+/* A memo that hits too rarely rests for a number of captures, which its first word counts:
+ * true while it does (one fewer to go); the caller then neither looks up nor puts. */
+static inline bool lkd_cfi_memo_rests(void *memo)
+{
+    uint32_t *rest = memo;
+    if (__builtin_expect(*rest == 0, 1))
+        return false;
+    (*rest)--;
+    return true;
+}
+/* For tests: the lookups the memo answered since it was made. */
+uint64_t lkd_cfi_memo_hits(const void *memo);
 /* Forgets every cached rule (a module was unloaded, its addresses may be reused). */
 void lkd_cfi_forget(void);
 /* The rule cache's lock, held across fork. */

@@ -537,8 +537,28 @@ static inline bool trans_hit(const trans_t *e, const lkd_cfi_walk_t *w, uint32_t
     return diff == 0;
 }
 
-/* The default mode's capture and interning in one: a transition when the table has it, else
- * the frames written out, interned, and the transition added. */
+/* The thread's memo (cfi.h), allocated once the thread has captured LKD_MEMO_AFTER stacks:
+ * a thread that allocates little does without its 40 KiB. NULL until then, while it rests,
+ * or when out of memory. */
+#ifndef LKD_MEMO_AFTER
+#define LKD_MEMO_AFTER 1000 /* the unit tests: 10 */
+#endif
+static inline void *memo_get(lkd_stack_local_t *local)
+{
+    void *memo = local->memo;
+    if (__builtin_expect(memo != NULL, 1))
+        return lkd_cfi_memo_rests(memo) ? NULL : memo;
+    if (local->memo_wait < LKD_MEMO_AFTER) {
+        local->memo_wait++;
+        return NULL;
+    }
+    local->memo_wait = 0; /* out of memory: tried again as many captures later */
+    return local_new(&local->memo, LKD_CFI_MEMO_BYTES);
+}
+
+/* The default mode's capture and interning in one: the memo's record when it has the
+ * stack; else a transition when the table has it, else the frames written out, interned,
+ * and the transition added. */
 __attribute__((noinline)) static uint32_t unwind_id(lkd_stack_local_t *local, uint32_t max,
                                                     uintptr_t fp, uint64_t *inner)
 {
@@ -548,8 +568,16 @@ __attribute__((noinline)) static uint32_t unwind_id(lkd_stack_local_t *local, ui
     trans_t *e = NULL;
     if (__builtin_expect(!stack_hi, 0))
         lkd_fp_bounds(&stack_lo, &stack_hi);
-    lkd_cfi_walk_t w;
     void *rules = local ? local_get(&local->rules, LKD_CFI_CACHE_BYTES) : NULL;
+    void *memo = rules && max ? memo_get(local) : NULL;
+    if (memo && (r = lkd_cfi_memo_find(memo, rules, fp, stack_lo, stack_hi, max))) {
+#ifdef LKD_CFI_CHECK
+        check_cfi(r->frames, r->depth, max, false);
+#endif
+        *inner = r->depth ? r->frames[0] : 0;
+        return r->id;
+    }
+    lkd_cfi_walk_t w;
     int n = max ? lkd_cfi_walk(fp, stack_lo, stack_hi, max, rules, &w) : -1;
     if (__builtin_expect(n < 0, 0)) {
 #ifdef LKD_CFI_CHECK
@@ -575,7 +603,7 @@ __attribute__((noinline)) static uint32_t unwind_id(lkd_stack_local_t *local, ui
                 if (depth != r->depth || memcmp(frames, r->frames, depth * 8))
                     atomic_fetch_add(&differ, 1);
 #endif
-                lkd_cfi_set_rec(r);
+                lkd_cfi_set_rec(r, memo, max);
                 *inner = r->depth ? r->frames[0] : 0;
                 return r->id;
             }
@@ -595,7 +623,7 @@ intern:
             e[1] = e[0];
             e[0] = (trans_t){w.prev, r, w.keep};
         }
-        lkd_cfi_set_rec(r);
+        lkd_cfi_set_rec(r, memo, max);
     }
     return r->id;
 }

@@ -33,7 +33,8 @@ uint32_t lkd_stack_capture(uint64_t *frames, uint32_t max, uint64_t *hash);
  * cache (cfi.h). Allocated from the arena on first use (NULL: not yet), kept with the
  * thread's record (thread.h). */
 typedef struct lkd_stack_local {
-    void *cache, *trans, *rules;
+    void *cache, *trans, *rules, *memo;
+    uint32_t memo_wait; /* captures before the memo is allocated */
 } lkd_stack_local_t;
 /* Captures up to max frames of the current thread, as lkd_stack_capture, and interns them:
  * the stack's id (LKD_STACK_NONE when out of memory) and its innermost frame in *inner (0

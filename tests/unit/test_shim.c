@@ -3,6 +3,7 @@
  * concurrent use), and stack interning. Linked without the hooks (intercept.c) and
  * without the lifecycle (track.c), so nothing here is traced.
  */
+#include <alloca.h>
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <limits.h>
@@ -666,6 +667,94 @@ Test(stack, transitions_give_the_ids_of_the_stacks)
     cr_assert_eq(id_stats.calls, 3000);
     cr_assert(local.cache && local.trans && local.rules, "the thread's tables were allocated");
     cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
+}
+
+/* The memo (cfi.h): a thread's whole stacks, found again by where they start and checked
+ * by the words their walk read. Here the start is always lkd_trans_via_1's frame at one
+ * stack pointer, under the same caller (memo_via_1, a frame of this binary, the "shim"), and
+ * the stacks differ further out, in the lkd_trans_via_k that called memo_via_1: the entries
+ * share a list, and only the words above tell them apart. The unit tests' build starts a
+ * thread's memo after 10 captures (LKD_MEMO_AFTER in the Makefile). */
+static via_fn memo_inner;
+
+/* The empty asm after the call: a frame of its own, not a tail call. */
+static __attribute__((noinline)) void memo_via_1(void)
+{
+    memo_inner(check_id);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* n calls through via[a], a picked at random among `outer` values other than 1. */
+static void memo_calls(via_fn *via, int n, unsigned outer)
+{
+    static uint32_t x = 7;
+    for (int i = 0; i < n; i++) {
+        x = x * 1103515245u + 12345u;
+        unsigned a = (x >> 16) % outer;
+        via[a + (a >= 1)](memo_via_1);
+    }
+}
+
+Test(stack, memo_tells_apart_stacks_that_start_alike)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    via_fn via[8];
+    load_via(via, 8);
+    memo_inner = via[1];
+    memo_calls(via, 3000, 4);
+    cr_assert_eq(id_stats.calls, 3000);
+    cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
+    cr_assert_not_null(local.memo);
+    /* 10 captures before the memo, then one walk for each of the four stacks */
+    uint64_t hits = lkd_cfi_memo_hits(local.memo);
+    cr_assert_eq(hits, 3000 - 10 - 4, "the memo answered %lu of 3000", (unsigned long)hits);
+    /* seven stacks in one list: more than the memo checks in one lookup, all still right */
+    memo_calls(via, 3000, 7);
+    cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
+    cr_assert_gt(lkd_cfi_memo_hits(local.memo), hits + 1000);
+}
+
+Test(stack, memo_emptied_when_rules_are_forgotten)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    via_fn via[3];
+    load_via(via, 3);
+    memo_inner = via[1];
+    uint64_t hits[23];
+    for (int i = 0; i < 23; i++) { /* one call site: one stack */
+        if (i == 21)
+            lkd_cfi_forget();
+        via[2](memo_via_1);
+        hits[i] = local.memo ? lkd_cfi_memo_hits(local.memo) : 0;
+    }
+    cr_assert_eq(hits[20], 21 - 10 - 1, "10 captures before the memo, then one walk");
+    cr_assert_eq(hits[21], hits[20], "after lkd_cfi_forget, a walk");
+    cr_assert_eq(hits[22], hits[21] + 1, "and the memo again");
+    cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
+}
+
+/* Stacks that do not come back: 300 starts (via_1 at 300 stack pointers, below as many
+ * sizes of alloca), more than the memo holds, in turn. The memo misses every time, and rests
+ * (its first word counts the captures it sits out, cfi.h). */
+static __attribute__((noinline)) void memo_below(int k)
+{
+    volatile char *pad = alloca(64 * (size_t)(k + 1));
+    pad[0] = 0;
+    memo_via_1();
+    __asm__ volatile("" ::: "memory");
+}
+
+Test(stack, memo_rests_when_it_misses)
+{
+    cr_assert(lkd_stack_init(LKD_FMT_UNWIND_LIBUNWIND));
+    via_fn via[2];
+    load_via(via, 2);
+    memo_inner = via[1];
+    for (int i = 0; i < 10 + 256; i++)
+        memo_below(i % 300);
+    cr_assert_eq(id_stats.differ, 0, "%d of %d ids differ", id_stats.differ, id_stats.calls);
+    cr_assert_eq(lkd_cfi_memo_hits(local.memo), 0);
+    cr_assert_gt(*(const uint32_t *)local.memo, 0, "resting after a window of misses");
 }
 
 /* The walk's rule cache (cfi.h's LKD_CFI_CACHE_BYTES, the thread's): entries it holds
