@@ -1091,8 +1091,8 @@ static inline bool memo_words_hold(const memo_entry_t *e, uintptr_t sp)
 }
 
 /* lkd_cfi_memo_find - see cfi.h. */
-const void *lkd_cfi_memo_find(void *memo, void *cache, uintptr_t fp, uintptr_t lo, uintptr_t hi,
-                              uint32_t max)
+__attribute__((noinline)) const void *lkd_cfi_memo_find(void *memo, void *cache, uintptr_t fp,
+                                                        uintptr_t lo, uintptr_t hi, uint32_t max)
 {
     memo_t *m = memo;
     uintptr_t pc, sp, rbp;
