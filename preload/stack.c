@@ -229,15 +229,15 @@ __attribute__((noinline)) static uint32_t libunwind_capture(uint64_t *frames, ui
  * stderr, and the counts at exit. (A cursor walk with unw_step from the first program frame
  * agreed as well, on python3, sqlite3 and deep_stacks.) */
 #include <stdio.h>
-static atomic_ulong checked, differ, same_count, left;
+static atomic_ulong checked, differ, same_count, left, from_memo;
 
 static void check_report(void)
 {
     fprintf(stderr,
             "leakdiff cfi check: %lu stacks, %lu differ, %lu same as the last, %lu left to "
-            "libunwind\n",
+            "libunwind, %lu from the memo\n",
             atomic_load(&checked), atomic_load(&differ), atomic_load(&same_count),
-            atomic_load(&left));
+            atomic_load(&left), atomic_load(&from_memo));
 }
 
 static void check_start(void)
@@ -644,6 +644,7 @@ static inline uint32_t default_id(lkd_stack_local_t *local, uint32_t max, uintpt
         if (r) {
 #ifdef LKD_CFI_CHECK
             check_cfi(r->frames, r->depth, max, false);
+            atomic_fetch_add(&from_memo, 1);
 #endif
             *inner = r->depth ? r->frames[0] : 0;
             return r->id;

@@ -18,7 +18,7 @@ import run
 
 CHECK_SHIM = os.path.join(run.BUILD, "check", "libleakdiff.so")
 CHECK_LINE = re.compile(r"leakdiff cfi check: (\d+) stacks, (\d+) differ, (\d+) same as the "
-                        r"last, (\d+) left to libunwind")
+                        r"last, (\d+) left to libunwind, (\d+) from the memo")
 
 
 class Unwind(run.Case):
@@ -56,30 +56,35 @@ class Unwind(run.Case):
         lines = CHECK_LINE.findall(proc.stderr)
         self.assertTrue(lines, "no check line:" + run.describe(proc))
         self.assertNotIn("frames, libunwind", proc.stderr, run.describe(proc))
-        return [sum(int(x[i]) for x in lines) for i in range(4)]
+        return [sum(int(x[i]) for x in lines) for i in range(5)]
 
     def test_check_build_agrees_on_the_edges(self):
         """Seven stacks by the unwinder (plain, alloca, the recursion, the thread, the thread's
         TLS, the two by a pointer), three left to libunwind (two signal handlers, the
         makecontext stack)."""
-        stacks, differ, _, left = self.checked([os.path.join(run.SAMPLE_BIN, "unwind_edges")])
+        stacks, differ, _, left, _ = self.checked([os.path.join(run.SAMPLE_BIN, "unwind_edges")])
         self.assertEqual((stacks, differ, left), (7, 0, 3))
 
     def test_check_build_agrees_under_python3(self):
+        """The stacks the thread's memo gives (without walking) are checked like the others:
+        thousands of them, in a run this short (the memo starts after 1,000 captures, and
+        rests while start-up's stacks do not come back)."""
         self.need(run.PYTHON, "Debian's python3")
-        stacks, differ, same, _ = self.checked(
+        stacks, differ, same, _, memo = self.checked(
             [run.PYTHON, "-c", run.PY_CODE], env={"PYTHONMALLOC": "malloc"})
         self.assertEqual(differ, 0)
         self.assertGreater(stacks, 10000)
         self.assertGreater(same, 0)
+        self.assertGreater(memo, 1000, "the memo gave %d of %d stacks" % (memo, stacks))
 
     def test_check_build_agrees_under_sqlite3(self):
         if not os.access(run.SQLITE, os.X_OK):
             self.skipTest("sqlite3 is not installed; `make deps` installs it")
-        stacks, differ, _, _ = self.checked([run.SQLITE, "-batch", ":memory:"],
-                                            env={"HOME": self.tmp}, input=run.SQL_SCRIPT)
+        stacks, differ, _, _, memo = self.checked([run.SQLITE, "-batch", ":memory:"],
+                                                  env={"HOME": self.tmp}, input=run.SQL_SCRIPT)
         self.assertEqual(differ, 0)
         self.assertGreater(stacks, 1000)
+        self.assertGreater(memo, 1000, "the memo gave %d of %d stacks" % (memo, stacks))
 
     def test_check_build_agrees_on_samples(self):
         """C++ (exceptions), threads, fork, dlopen/dlclose (the rules are forgotten) and code
@@ -88,7 +93,7 @@ class Unwind(run.Case):
             with self.subTest(sample=name):
                 binary = os.path.join(run.SAMPLE_BIN, name)
                 self.need(binary, "the sample")
-                stacks, differ, _, left = self.checked([binary])
+                stacks, differ, _, left, _ = self.checked([binary])
                 self.assertEqual(differ, 0)
                 if name == "no_unwind_info":
                     self.assertGreaterEqual(left, 3)
