@@ -628,6 +628,25 @@ typedef struct rule_cached {
 #define RC_BITS 8
 _Static_assert(LKD_CFI_CACHE_BYTES == sizeof(rule_cached_t) << RC_BITS, "256 entries");
 
+/* The rule cache's entry for return address pc; mask: the cache's entries - 1, or 0 for a
+ * cache of one entry. */
+static inline rule_cached_t *rc_entry(rule_cached_t *rc, uint64_t mask, uintptr_t pc)
+{
+    return &rc[(pc * RULE_K) >> (64 - RC_BITS) & mask];
+}
+
+/* The CFA of a frame whose rule is r, from its stack pointer and rbp. */
+static inline uintptr_t rule_cfa(lkd_cfi_rule_t r, uintptr_t sp, uintptr_t rbp)
+{
+    return (r.flags & LKD_CFI_RBP ? rbp : sp) + (intptr_t)r.cfa_off;
+}
+
+/* sp < cfa <= hi in one unsigned test (sp <= hi): the walk's bound on every step. */
+static inline bool cfa_within(uintptr_t cfa, uintptr_t sp, uintptr_t hi)
+{
+    return cfa - sp - 1 < hi - sp;
+}
+
 /* Frames walked before reaching the last stack, innermost last: the i-th walked is at
  * AT(i), so that they are in the last stack's order, outermost first, and append copies
  * them with one index. */
@@ -869,7 +888,7 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, void *c
             }
             limit = bad;
         }
-        rule_cached_t *c = &rc[(pc * RULE_K) >> (64 - RC_BITS) & rc_mask];
+        rule_cached_t *c = rc_entry(rc, rc_mask, pc);
         uint64_t v = c->rule;
         if (__builtin_expect(c->key != pc, 0)) {
             v = rule_in(tab, mask, pc);
@@ -904,14 +923,14 @@ int lkd_cfi_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uint32_t max, void *c
             cut = true;
             break;
         }
-        uintptr_t cfa = (r.flags & LKD_CFI_RBP ? rbp : sp) + (intptr_t)r.cfa_off;
+        uintptr_t cfa = rule_cfa(r, sp, rbp);
         /* Both reads between the first frame and the top of this thread's stack (all of it
          * mapped: a thread's stack is, and the main thread's above its lowest pointer), and
-         * the stack moving up: sp < cfa <= hi in one unsigned test (sp <= hi). rbp_slot is
+         * the stack moving up: sp < cfa <= hi (cfa_within). rbp_slot is
          * never above 0 (lkd_cfi_find_rule), so the lowest read is at cfa + 8 * slot, or at
          * cfa - 8 with no slot. */
         uintptr_t low = cfa + 8 * (intptr_t)(r.rbp_slot - (r.rbp_slot == 0));
-        if (cfa - sp - 1 >= hi - sp || low < sp0)
+        if (!cfa_within(cfa, sp, hi) || low < sp0)
             return -1;
         pc = ((const uint64_t *)cfa)[-1];
         if (r.rbp_slot)
@@ -1105,7 +1124,7 @@ __attribute__((noinline)) const void *lkd_cfi_memo_find(void *memo, void *cache,
      * address-space randomisation put the code: a walk had just put another return address's
      * rule in its slot. No rule: the start was never walked, and no entry has it. */
     uint64_t ra1 = 0;
-    rule_cached_t *c = &((rule_cached_t *)cache)[(pc * RULE_K) >> (64 - RC_BITS)];
+    rule_cached_t *c = rc_entry(cache, (1u << RC_BITS) - 1, pc);
     uint64_t v = c->rule;
     if (__builtin_expect(c->key != pc, 0)) {
         const rule_table_t *t = atomic_load_explicit(&rules, memory_order_acquire);
@@ -1115,8 +1134,8 @@ __attribute__((noinline)) const void *lkd_cfi_memo_find(void *memo, void *cache,
         }
     }
     lkd_cfi_rule_t r = unpack(v);
-    uintptr_t cfa = (r.flags & LKD_CFI_RBP ? rbp : sp) + (intptr_t)r.cfa_off;
-    if ((r.flags & LKD_CFI_KIND) == LKD_CFI_OK && cfa - sp - 1 < hi - sp)
+    uintptr_t cfa = rule_cfa(r, sp, rbp);
+    if ((r.flags & LKD_CFI_KIND) == LKD_CFI_OK && cfa_within(cfa, sp, hi))
         ra1 = ((const uint64_t *)cfa)[-1];
     uint32_t gen = atomic_load_explicit(&rules_gen, memory_order_relaxed);
     if (__builtin_expect(m->head.gen != gen, 0))
